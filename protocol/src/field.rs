@@ -86,7 +86,9 @@ pub mod fr_hex {
 
     /// Parses `0x…` (1 to 64 hex digits) into a canonical field element.
     pub fn parse(s: &str) -> Result<Fr, String> {
-        let digits = s.strip_prefix("0x").ok_or("field element must start with 0x")?;
+        let digits = s
+            .strip_prefix("0x")
+            .ok_or("field element must start with 0x")?;
         if digits.is_empty() || digits.len() > 64 {
             return Err("field element must have 1 to 64 hex digits".into());
         }
@@ -105,7 +107,10 @@ mod tests {
     fn signed_embedding_round_trips_through_negation() {
         assert_eq!(fr_from_i128(-5) + Fr::from(5u64), Fr::zero());
         assert_eq!(fr_from_i128(7), Fr::from(7u64));
-        assert_eq!(fr_from_i128(i128::MIN) + Fr::from_u128(1u128 << 127), Fr::zero());
+        assert_eq!(
+            fr_from_i128(i128::MIN) + Fr::from_u128(1u128 << 127),
+            Fr::zero()
+        );
     }
 
     #[test]
@@ -115,7 +120,10 @@ mod tests {
         assert_eq!(b[31], 0x10);
         assert_eq!(fr_from_be_bytes(&b), Some(f));
         assert_eq!(fr_from_be_bytes(&[0xff; 32]), None);
-        assert_eq!(fr_to_u128(&f), Some(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10));
+        assert_eq!(
+            fr_to_u128(&f),
+            Some(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10)
+        );
         assert_eq!(fr_to_u128(&-Fr::one()), None);
     }
 
@@ -132,7 +140,10 @@ mod tests {
 
     #[test]
     fn domain_tags_differ() {
-        assert_ne!(domain_tag("collar/order/v1"), domain_tag("collar/withdraw/v1"));
+        assert_ne!(
+            domain_tag("collar/order/v1"),
+            domain_tag("collar/withdraw/v1")
+        );
         assert_eq!(domain_tag(""), Fr::zero());
     }
 }

@@ -51,7 +51,10 @@ fn constants() -> &'static Constants {
     static C: OnceLock<Constants> = OnceLock::new();
     C.get_or_init(|| {
         let (round_constants, mds, _) = CollarPoseidonSpec::constants();
-        Constants { round_constants, mds }
+        Constants {
+            round_constants,
+            mds,
+        }
     })
 }
 
@@ -105,7 +108,7 @@ pub fn hash(inputs: &[Fr]) -> Fr {
         }
         permute(&mut state);
     }
-    if inputs.len() % RATE == 0 {
+    if inputs.len().is_multiple_of(RATE) {
         state[1] += Fr::ONE;
         permute(&mut state);
     }
