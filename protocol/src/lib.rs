@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod batch;
 pub mod error;
 pub mod field;
 pub mod margin;
@@ -11,8 +12,10 @@ pub mod market;
 pub mod merkle;
 pub mod params;
 pub mod poseidon;
+pub mod pubdata;
 pub mod signature;
 pub mod state;
+pub mod testkit;
 pub mod tx;
 
 pub use account::{Account, Position, FEE_ACCOUNT, INSURANCE_FUND};

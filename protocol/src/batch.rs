@@ -1,0 +1,153 @@
+//! Batches: execution with witnesses, the public inputs a batch proof exposes, and rebuilding
+//! the state from public data (PROTOCOL.md §10, §11).
+
+use ff::Field;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Rejection;
+use crate::field::Fr;
+use crate::params::Genesis;
+use crate::pubdata::{self, PubdataError};
+use crate::state::{State, TxWitness, WithdrawalRecord};
+use crate::tx::Tx;
+
+/// The public inputs of a batch proof, in instance order (PROTOCOL.md §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPublicInputs {
+    /// State root before the batch.
+    #[serde(with = "crate::field::fr_hex")]
+    pub old_root: Fr,
+    /// State root after the batch.
+    #[serde(with = "crate::field::fr_hex")]
+    pub new_root: Fr,
+    /// [`pubdata::commitment`] of the batch's public data.
+    #[serde(with = "crate::field::fr_hex")]
+    pub pubdata_commitment: Fr,
+    /// Tick-commitment chain over the prices accepted in the batch, from zero.
+    #[serde(with = "crate::field::fr_hex")]
+    pub tick_commitment: Fr,
+    /// Deposit-queue head before the batch.
+    #[serde(with = "crate::field::fr_hex")]
+    pub deposit_head_before: Fr,
+    /// Deposit-queue head after the batch.
+    #[serde(with = "crate::field::fr_hex")]
+    pub deposit_head_after: Fr,
+    /// Withdrawals-commitment chain over the batch's withdrawals, from zero.
+    #[serde(with = "crate::field::fr_hex")]
+    pub withdrawals_commitment: Fr,
+    /// Batch number.
+    pub batch_number: u64,
+}
+
+impl BatchPublicInputs {
+    /// The instance column values, in order.
+    pub fn to_fields(&self) -> [Fr; 8] {
+        [
+            self.old_root,
+            self.new_root,
+            self.pubdata_commitment,
+            self.tick_commitment,
+            self.deposit_head_before,
+            self.deposit_head_after,
+            self.withdrawals_commitment,
+            Fr::from(self.batch_number),
+        ]
+    }
+}
+
+/// A batch executed with witnesses.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecutedBatch {
+    /// Public inputs.
+    pub public_inputs: BatchPublicInputs,
+    /// Public data bytes (§10).
+    pub pubdata: Vec<u8>,
+    /// Per-transaction witnesses.
+    pub witnesses: Vec<TxWitness>,
+    /// Withdrawals emitted, in order.
+    pub withdrawals: Vec<WithdrawalRecord>,
+}
+
+/// Why a batch could not be executed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// Transaction `index` was rejected; the state is unchanged.
+    #[error("transaction {index} rejected: {rejection}")]
+    Rejected {
+        /// Position in the batch.
+        index: usize,
+        /// Why.
+        rejection: Rejection,
+    },
+    /// Public data could not be encoded or decoded.
+    #[error(transparent)]
+    Pubdata(#[from] PubdataError),
+}
+
+/// Executes `txs` (signatures already verified) on `state` with witnesses. All or nothing: on
+/// error `state` is unchanged.
+pub fn execute(
+    state: &mut State,
+    batch_number: u64,
+    txs: &[Tx],
+) -> Result<ExecutedBatch, BatchError> {
+    let mut work = state.clone();
+    let old_root = work.root();
+    let (deposit_head_before, _) = work.deposit_queue();
+    let mut witnesses = Vec::with_capacity(txs.len());
+    let mut withdrawals = Vec::new();
+    let mut tick_commitment = Fr::ZERO;
+    let mut withdrawals_commitment = Fr::ZERO;
+    for (index, tx) in txs.iter().enumerate() {
+        let w = work
+            .apply_with_witness(tx)
+            .map_err(|rejection| BatchError::Rejected { index, rejection })?;
+        if let Some(wd) = w.effects.withdrawal {
+            withdrawals_commitment = wd.chain(withdrawals_commitment);
+            withdrawals.push(wd);
+        }
+        if let Some(t) = w.effects.time {
+            for p in &w.effects.prices {
+                tick_commitment = p.chain(tick_commitment, t);
+            }
+        }
+        witnesses.push(w);
+    }
+    let pubdata = pubdata::encode_all(txs)?;
+    let public_inputs = BatchPublicInputs {
+        old_root,
+        new_root: work.root(),
+        pubdata_commitment: pubdata::commitment(&pubdata),
+        tick_commitment,
+        deposit_head_before,
+        deposit_head_after: work.deposit_queue().0,
+        withdrawals_commitment,
+        batch_number,
+    };
+    *state = work;
+    Ok(ExecutedBatch {
+        public_inputs,
+        pubdata,
+        witnesses,
+        withdrawals,
+    })
+}
+
+/// Rebuilds the state from genesis and the public data of every batch, in order (§10).
+pub fn rebuild(genesis: &Genesis, batches: &[Vec<u8>]) -> Result<State, BatchError> {
+    let mut state = State::genesis(genesis).map_err(|rejection| BatchError::Rejected {
+        index: 0,
+        rejection,
+    })?;
+    let mut index = 0;
+    for bytes in batches {
+        for tx in pubdata::decode_all(bytes)? {
+            state
+                .apply(&tx)
+                .map_err(|rejection| BatchError::Rejected { index, rejection })?;
+            index += 1;
+        }
+    }
+    Ok(state)
+}

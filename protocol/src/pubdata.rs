@@ -1,0 +1,357 @@
+//! The fixed byte layout of a batch's public data (PROTOCOL.md §10): enough to rebuild the whole
+//! state from genesis. Signatures are not part of it: the proof binds the signed fields.
+
+use crate::field::{fr_from_be_bytes, fr_from_short_bytes, fr_to_be_bytes, Fr};
+use crate::market::OptionKind;
+use crate::poseidon;
+use crate::signature::PublicKey;
+use crate::tx::{
+    tags, Deposit, L1Address, Liquidate, LiquidationOrder, OracleReport, OracleTick, Order,
+    RegisterSeries, SeriesMark, SettleExpiry, Side, Trade, Tx, UnderlyingTick, Withdraw,
+};
+
+/// Why bytes could not be encoded or decoded as public data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PubdataError {
+    /// The bytes end inside a record.
+    #[error("public data truncated at byte {0}")]
+    Truncated(usize),
+    /// The record type byte is unknown.
+    #[error("unknown record type {0:#04x} at byte {1}")]
+    UnknownType(u8, usize),
+    /// An enum byte (side, option kind) is out of range.
+    #[error("invalid {0} byte {1}")]
+    BadEnum(&'static str, u8),
+    /// A 32-byte field element is not below the modulus.
+    #[error("non-canonical field element in {0}")]
+    NonCanonical(&'static str),
+    /// A value does not fit its fixed width (only accepted transactions can be encoded).
+    #[error("{field} = {value} does not fit {bytes} bytes")]
+    TooWide {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The width.
+        bytes: usize,
+    },
+}
+
+/// Record type bytes (§10).
+pub mod record {
+    /// Deposit.
+    pub const DEPOSIT: u8 = 0x01;
+    /// Withdrawal.
+    pub const WITHDRAW: u8 = 0x02;
+    /// Trade.
+    pub const TRADE: u8 = 0x03;
+    /// Liquidation.
+    pub const LIQUIDATE: u8 = 0x04;
+    /// Expiry settlement.
+    pub const SETTLE: u8 = 0x05;
+    /// Oracle tick.
+    pub const TICK: u8 = 0x06;
+    /// Series registration.
+    pub const REGISTER: u8 = 0x07;
+}
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    fn uint(&mut self, field: &'static str, v: u64, bytes: usize) -> Result<(), PubdataError> {
+        if bytes < 8 && v >> (8 * bytes) != 0 {
+            return Err(PubdataError::TooWide {
+                field,
+                value: v,
+                bytes,
+            });
+        }
+        self.0.extend_from_slice(&v.to_be_bytes()[8 - bytes..]);
+        Ok(())
+    }
+    fn fr(&mut self, f: &Fr) {
+        self.0.extend_from_slice(&fr_to_be_bytes(f));
+    }
+    fn order(&mut self, o: &Order) -> Result<(), PubdataError> {
+        self.uint("order account", o.account, 4)?;
+        self.uint("order series", o.series.into(), 2)?;
+        self.uint("order side", o.side.code(), 1)?;
+        self.uint("order limit_price", o.limit_price, 8)?;
+        self.uint("order max_size", o.max_size, 8)?;
+        self.uint("order id", o.order_id, 4)?;
+        self.uint("order expiry", o.expiry, 8)?;
+        self.uint("order max_fee_bps", o.max_fee_bps, 2)
+    }
+}
+
+/// Appends the record of `tx` to `out` (§10).
+pub fn encode_into(tx: &Tx, out: &mut Vec<u8>) -> Result<(), PubdataError> {
+    let start = out.len();
+    let mut w = Writer(out);
+    let r = encode_record(tx, &mut w);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn encode_record(tx: &Tx, w: &mut Writer<'_>) -> Result<(), PubdataError> {
+    match tx {
+        Tx::Deposit(d) => {
+            w.uint("type", record::DEPOSIT.into(), 1)?;
+            w.uint("account", d.account, 4)?;
+            w.fr(&d.pubkey.x);
+            w.fr(&d.pubkey.y);
+            w.uint("amount", d.amount, 8)
+        }
+        Tx::Withdraw(x) => {
+            w.uint("type", record::WITHDRAW.into(), 1)?;
+            w.uint("account", x.account, 4)?;
+            w.uint("amount", x.amount, 8)?;
+            w.uint("nonce", x.nonce, 4)?;
+            w.0.extend_from_slice(&x.recipient.0);
+            Ok(())
+        }
+        Tx::Trade(t) => {
+            w.uint("type", record::TRADE.into(), 1)?;
+            w.uint("size", t.size, 8)?;
+            w.uint("price", t.price, 8)?;
+            w.order(&t.buy)?;
+            w.order(&t.sell)
+        }
+        Tx::Liquidate(l) => {
+            w.uint("type", record::LIQUIDATE.into(), 1)?;
+            w.uint("size", l.size, 8)?;
+            let o = &l.order;
+            w.uint("liquidator", o.liquidator, 4)?;
+            w.uint("victim", o.victim, 4)?;
+            w.uint("series", o.series.into(), 2)?;
+            w.uint("max_size", o.max_size, 8)?;
+            w.uint("limit_price", o.limit_price, 8)?;
+            w.uint("nonce", o.nonce, 4)
+        }
+        Tx::SettleExpiry(s) => {
+            w.uint("type", record::SETTLE.into(), 1)?;
+            w.uint("account", s.account, 4)?;
+            w.uint("series", s.series.into(), 2)
+        }
+        Tx::OracleTick(t) => {
+            w.uint("type", record::TICK.into(), 1)?;
+            w.uint("timestamp", t.timestamp, 8)?;
+            w.uint("underlying count", t.underlyings.len() as u64, 2)?;
+            for u in &t.underlyings {
+                w.uint("underlying", u.underlying.into(), 1)?;
+                w.uint("report count", u.reports.len() as u64, 2)?;
+                let series: Vec<u32> = u
+                    .reports
+                    .first()
+                    .map(|r| r.marks.iter().map(|m| m.series).collect())
+                    .unwrap_or_default();
+                w.uint("mark count", series.len() as u64, 2)?;
+                for s in &series {
+                    w.uint("mark series", (*s).into(), 2)?;
+                }
+                for r in &u.reports {
+                    w.uint("oracle", r.oracle.into(), 1)?;
+                    w.uint("spot", r.spot, 8)?;
+                    if r.marks.len() != series.len() {
+                        return Err(PubdataError::TooWide {
+                            field: "marks of a report (must match the first report)",
+                            value: r.marks.len() as u64,
+                            bytes: 0,
+                        });
+                    }
+                    for m in &r.marks {
+                        w.uint("mark", m.mark, 8)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Tx::RegisterSeries(r) => {
+            w.uint("type", record::REGISTER.into(), 1)?;
+            w.uint("underlying", r.underlying.into(), 1)?;
+            w.uint("strike", r.strike, 8)?;
+            w.uint("expiry", r.expiry, 8)?;
+            w.uint("kind", r.kind.code(), 1)?;
+            w.uint("contract_size", r.contract_size, 2)
+        }
+    }
+}
+
+/// The public data of a sequence of transactions.
+pub fn encode_all<'a>(txs: impl IntoIterator<Item = &'a Tx>) -> Result<Vec<u8>, PubdataError> {
+    let mut out = Vec::new();
+    for tx in txs {
+        encode_into(tx, &mut out)?;
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PubdataError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
+        let end = end.ok_or(PubdataError::Truncated(self.pos))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn uint(&mut self, n: usize) -> Result<u64, PubdataError> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+    fn u32(&mut self, n: usize) -> Result<u32, PubdataError> {
+        Ok(self.uint(n)? as u32)
+    }
+    fn fr(&mut self, what: &'static str) -> Result<Fr, PubdataError> {
+        let mut b = [0u8; 32];
+        b.copy_from_slice(self.take(32)?);
+        fr_from_be_bytes(&b).ok_or(PubdataError::NonCanonical(what))
+    }
+    fn side(&mut self) -> Result<Side, PubdataError> {
+        match self.uint(1)? as u8 {
+            0 => Ok(Side::Buy),
+            1 => Ok(Side::Sell),
+            b => Err(PubdataError::BadEnum("side", b)),
+        }
+    }
+    fn order(&mut self) -> Result<Order, PubdataError> {
+        Ok(Order {
+            account: self.uint(4)?,
+            series: self.u32(2)?,
+            side: self.side()?,
+            limit_price: self.uint(8)?,
+            max_size: self.uint(8)?,
+            order_id: self.uint(4)?,
+            expiry: self.uint(8)?,
+            max_fee_bps: self.uint(2)?,
+        })
+    }
+}
+
+/// Decodes public data back into transactions (§10).
+pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut out = Vec::new();
+    while r.pos < bytes.len() {
+        let at = r.pos;
+        let tx = match r.uint(1)? as u8 {
+            record::DEPOSIT => Tx::Deposit(Deposit {
+                account: r.uint(4)?,
+                pubkey: PublicKey {
+                    x: r.fr("pubkey.x")?,
+                    y: r.fr("pubkey.y")?,
+                },
+                amount: r.uint(8)?,
+            }),
+            record::WITHDRAW => Tx::Withdraw(Withdraw {
+                account: r.uint(4)?,
+                amount: r.uint(8)?,
+                nonce: r.uint(4)?,
+                recipient: L1Address(r.take(20)?.try_into().expect("20 bytes")),
+            }),
+            record::TRADE => {
+                let size = r.uint(8)?;
+                let price = r.uint(8)?;
+                Tx::Trade(Trade {
+                    size,
+                    price,
+                    buy: r.order()?,
+                    sell: r.order()?,
+                })
+            }
+            record::LIQUIDATE => {
+                let size = r.uint(8)?;
+                Tx::Liquidate(Liquidate {
+                    size,
+                    order: LiquidationOrder {
+                        liquidator: r.uint(4)?,
+                        victim: r.uint(4)?,
+                        series: r.u32(2)?,
+                        max_size: r.uint(8)?,
+                        limit_price: r.uint(8)?,
+                        nonce: r.uint(4)?,
+                    },
+                })
+            }
+            record::SETTLE => Tx::SettleExpiry(SettleExpiry {
+                account: r.uint(4)?,
+                series: r.u32(2)?,
+            }),
+            record::TICK => {
+                let timestamp = r.uint(8)?;
+                let n = r.uint(2)?;
+                let mut underlyings = Vec::new();
+                for _ in 0..n {
+                    let underlying = r.u32(1)?;
+                    let n_reports = r.uint(2)?;
+                    let n_marks = r.uint(2)?;
+                    let series: Vec<u32> =
+                        (0..n_marks).map(|_| r.u32(2)).collect::<Result<_, _>>()?;
+                    let mut reports = Vec::new();
+                    for _ in 0..n_reports {
+                        let oracle = r.u32(1)?;
+                        let spot = r.uint(8)?;
+                        let marks = series
+                            .iter()
+                            .map(|s| {
+                                Ok(SeriesMark {
+                                    series: *s,
+                                    mark: r.uint(8)?,
+                                })
+                            })
+                            .collect::<Result<_, PubdataError>>()?;
+                        reports.push(OracleReport {
+                            oracle,
+                            underlying,
+                            timestamp,
+                            spot,
+                            marks,
+                        });
+                    }
+                    underlyings.push(UnderlyingTick {
+                        underlying,
+                        reports,
+                    });
+                }
+                Tx::OracleTick(OracleTick {
+                    timestamp,
+                    underlyings,
+                })
+            }
+            record::REGISTER => Tx::RegisterSeries(RegisterSeries {
+                underlying: r.u32(1)?,
+                strike: r.uint(8)?,
+                expiry: r.uint(8)?,
+                kind: match r.uint(1)? as u8 {
+                    0 => OptionKind::Call,
+                    1 => OptionKind::Put,
+                    b => return Err(PubdataError::BadEnum("option kind", b)),
+                },
+                contract_size: r.uint(2)?,
+            }),
+            t => return Err(PubdataError::UnknownType(t, at)),
+        };
+        out.push(tx);
+    }
+    Ok(out)
+}
+
+/// Commitment to public data: `H(tag, byte_length, c_0, c_1, …)` where `c_i` are the bytes cut
+/// into 31-byte big-endian chunks (the last one shorter) (§10).
+pub fn commitment(bytes: &[u8]) -> Fr {
+    let mut v = vec![
+        crate::field::domain_tag(tags::PUBDATA),
+        Fr::from(bytes.len() as u64),
+    ];
+    v.extend(bytes.chunks(31).map(fr_from_short_bytes));
+    poseidon::hash(&v)
+}
