@@ -463,6 +463,33 @@ impl State {
         }
     }
 
+    /// The root recomputed from scratch: every leaf rehashed (order subtrees rebuilt), the
+    /// accounts tree rebuilt, market lists rehashed. Equals [`State::root`]; for cross-checks.
+    pub fn recompute_root(&self) -> Fr {
+        let depth = self.params.order_slot_depth;
+        let leaves: Vec<(u64, Fr)> = self
+            .accounts
+            .par_iter()
+            .map(|(id, a)| (*id, a.leaf(depth)))
+            .collect();
+        let accounts_root = SparseMerkleTree::rebuild_root(self.params.account_depth, leaves)
+            .expect("ids are range-checked before use");
+        StateHeader {
+            accounts_root,
+            series_hash: list_hash(self.series.iter().map(Series::leaf), self.params.max_series),
+            underlyings_hash: list_hash(
+                self.underlyings.iter().map(Underlying::leaf),
+                self.params.max_underlyings,
+            ),
+            oracles_hash: self.oracles_hash,
+            params_hash: self.params_hash,
+            time: self.time,
+            deposit_head: self.deposit_head,
+            deposit_count: self.deposit_count,
+        }
+        .root()
+    }
+
     /// A Merkle proof of an account leaf against the accounts root (commits first) (§4.1).
     pub fn account_proof(&mut self, id: u64) -> Result<crate::merkle::MerkleProof, Rejection> {
         self.commit();
