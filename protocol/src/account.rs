@@ -48,7 +48,8 @@ pub struct OrderSlot {
 }
 
 impl OrderSlot {
-    /// Leaf value of the slot in the order subtree: `H(order_id, filled)`; an untouched slot is 0.
+    /// Leaf value of the slot in the order subtree: `H(order_id, filled)`. A slot that was never
+    /// written has no `OrderSlot` and the empty leaf 0 (§4.4).
     pub fn leaf(&self) -> Fr {
         poseidon::hash(&[Fr::from(self.order_id), Fr::from(self.filled)])
     }

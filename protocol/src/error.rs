@@ -28,6 +28,9 @@ pub enum Rejection {
     /// The account has no key: it was never created by a deposit (§4.2).
     #[error("account {0} does not exist")]
     UnknownAccount(u64),
+    /// A deposit would create an account with a key that is not a valid Grumpkin point (§7.1).
+    #[error("deposit to new account {0} carries an invalid public key")]
+    InvalidKey(u64),
     /// A signature did not verify, or its key is not valid (§6).
     #[error("signature of {signer} rejected: {source}")]
     BadSignature {
@@ -69,7 +72,7 @@ pub enum Rejection {
     /// The series id is not registered (§4.5).
     #[error("series {0} is not registered")]
     UnknownSeries(u64),
-    /// Trading or liquidating a series at or after its expiry (§7.3, §7.4).
+    /// Trading, liquidating or quoting a series at or after its expiry (§7.3, §7.4, §8).
     #[error("series {0} has expired")]
     SeriesExpired(u64),
     /// Settling a series that has no settlement price yet (§7.5).
@@ -119,7 +122,7 @@ pub enum Rejection {
         /// The id stored in the slot.
         slot_order_id: u64,
     },
-    /// The fill would exceed the order's size (§7.3).
+    /// The fill would exceed the order's size, or a liquidation its order's size (§7.3, §7.4).
     #[error("fill would take the order to {filled} of {max_size}")]
     Overfilled {
         /// Filled size after the fill.

@@ -43,7 +43,8 @@ pub struct Series {
     pub contract_size: u64,
     /// Latest mark per contract; `< 2^64`. At settlement it becomes the intrinsic value.
     pub mark: u64,
-    /// Spot at the first tick at or after expiry; 0 until then.
+    /// Spot of the first tick at or after expiry that prices this series' underlying; 0 until
+    /// then (§7.6).
     pub settlement_price: u64,
 }
 

@@ -50,6 +50,9 @@ pub fn check_bits(field: &'static str, value: u128, bits: u32) -> Result<(), Rej
 /// Shape and fee parameters fixed at genesis (PROTOCOL.md §4.8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolParams {
+    /// Deployment identifier, part of every signed message so signatures cannot be replayed
+    /// on another deployment (§6.5). Default 1.
+    pub chain_id: u64,
     /// Depth of the accounts tree: `2^depth` account ids. Production default 24.
     pub account_depth: usize,
     /// Position slots per account. Default 16.
@@ -60,9 +63,10 @@ pub struct ProtocolParams {
     pub max_series: usize,
     /// Capacity of the underlyings list. Default 4.
     pub max_underlyings: usize,
-    /// Capacity of the oracle registry. Default 8.
+    /// Capacity of the oracle registry. Default 5.
     pub max_oracles: usize,
-    /// Distinct oracle reports needed per underlying in a tick. Default 3.
+    /// Distinct oracle reports needed per underlying in a tick; more than half of the registered
+    /// oracles (§8). Default 3.
     pub oracle_quorum: usize,
     /// Trading fee charged to each side, in bps of the premium `size * price`. Default 30.
     pub trade_fee_bps: u64,
@@ -73,12 +77,13 @@ pub struct ProtocolParams {
 impl Default for ProtocolParams {
     fn default() -> Self {
         Self {
+            chain_id: 1,
             account_depth: 24,
             max_positions: 16,
             order_slot_depth: 6,
             max_series: 64,
             max_underlyings: 4,
-            max_oracles: 8,
+            max_oracles: 5,
             oracle_quorum: 3,
             trade_fee_bps: 30,
             liquidation_penalty_bps: 500,
@@ -134,6 +139,7 @@ impl ProtocolParams {
     /// The parameters as field elements, in the order hashed into the state root (§4.9).
     pub fn to_fields(&self) -> Vec<Fr> {
         [
+            self.chain_id,
             self.account_depth as u64,
             self.max_positions as u64,
             self.order_slot_depth as u64,

@@ -26,6 +26,9 @@ pub enum PubdataError {
     /// A 32-byte field element is not below the modulus.
     #[error("non-canonical field element in {0}")]
     NonCanonical(&'static str),
+    /// The reports of one underlying quote different numbers of marks.
+    #[error("tick reports of one underlying must quote the same series")]
+    InconsistentTick,
     /// A value does not fit its fixed width (only accepted transactions can be encoded).
     #[error("{field} = {value} does not fit {bytes} bytes")]
     TooWide {
@@ -78,9 +81,9 @@ impl Writer<'_> {
         self.uint("order series", o.series.into(), 2)?;
         self.uint("order side", o.side.code(), 1)?;
         self.uint("order limit_price", o.limit_price, 8)?;
-        self.uint("order max_size", o.max_size, 8)?;
+        self.uint("order max_size", o.max_size, 5)?;
         self.uint("order id", o.order_id, 4)?;
-        self.uint("order expiry", o.expiry, 8)?;
+        self.uint("order expiry", o.expiry, 5)?;
         self.uint("order max_fee_bps", o.max_fee_bps, 2)
     }
 }
@@ -115,19 +118,19 @@ fn encode_record(tx: &Tx, w: &mut Writer<'_>) -> Result<(), PubdataError> {
         }
         Tx::Trade(t) => {
             w.uint("type", record::TRADE.into(), 1)?;
-            w.uint("size", t.size, 8)?;
+            w.uint("size", t.size, 5)?;
             w.uint("price", t.price, 8)?;
             w.order(&t.buy)?;
             w.order(&t.sell)
         }
         Tx::Liquidate(l) => {
             w.uint("type", record::LIQUIDATE.into(), 1)?;
-            w.uint("size", l.size, 8)?;
+            w.uint("size", l.size, 5)?;
             let o = &l.order;
             w.uint("liquidator", o.liquidator, 4)?;
             w.uint("victim", o.victim, 4)?;
             w.uint("series", o.series.into(), 2)?;
-            w.uint("max_size", o.max_size, 8)?;
+            w.uint("max_size", o.max_size, 5)?;
             w.uint("limit_price", o.limit_price, 8)?;
             w.uint("nonce", o.nonce, 4)
         }
@@ -138,7 +141,7 @@ fn encode_record(tx: &Tx, w: &mut Writer<'_>) -> Result<(), PubdataError> {
         }
         Tx::OracleTick(t) => {
             w.uint("type", record::TICK.into(), 1)?;
-            w.uint("timestamp", t.timestamp, 8)?;
+            w.uint("timestamp", t.timestamp, 5)?;
             w.uint("underlying count", t.underlyings.len() as u64, 2)?;
             for u in &t.underlyings {
                 w.uint("underlying", u.underlying.into(), 1)?;
@@ -154,13 +157,9 @@ fn encode_record(tx: &Tx, w: &mut Writer<'_>) -> Result<(), PubdataError> {
                 }
                 for r in &u.reports {
                     w.uint("oracle", r.oracle.into(), 1)?;
-                    w.uint("spot", r.spot, 8)?;
+                    w.uint("spot", r.spot, 6)?;
                     if r.marks.len() != series.len() {
-                        return Err(PubdataError::TooWide {
-                            field: "marks of a report (must match the first report)",
-                            value: r.marks.len() as u64,
-                            bytes: 0,
-                        });
+                        return Err(PubdataError::InconsistentTick);
                     }
                     for m in &r.marks {
                         w.uint("mark", m.mark, 8)?;
@@ -172,8 +171,8 @@ fn encode_record(tx: &Tx, w: &mut Writer<'_>) -> Result<(), PubdataError> {
         Tx::RegisterSeries(r) => {
             w.uint("type", record::REGISTER.into(), 1)?;
             w.uint("underlying", r.underlying.into(), 1)?;
-            w.uint("strike", r.strike, 8)?;
-            w.uint("expiry", r.expiry, 8)?;
+            w.uint("strike", r.strike, 6)?;
+            w.uint("expiry", r.expiry, 5)?;
             w.uint("kind", r.kind.code(), 1)?;
             w.uint("contract_size", r.contract_size, 2)
         }
@@ -229,9 +228,9 @@ impl<'a> Reader<'a> {
             series: self.u32(2)?,
             side: self.side()?,
             limit_price: self.uint(8)?,
-            max_size: self.uint(8)?,
+            max_size: self.uint(5)?,
             order_id: self.uint(4)?,
-            expiry: self.uint(8)?,
+            expiry: self.uint(5)?,
             max_fee_bps: self.uint(2)?,
         })
     }
@@ -259,7 +258,7 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
                 recipient: L1Address(r.take(20)?.try_into().expect("20 bytes")),
             }),
             record::TRADE => {
-                let size = r.uint(8)?;
+                let size = r.uint(5)?;
                 let price = r.uint(8)?;
                 Tx::Trade(Trade {
                     size,
@@ -269,14 +268,14 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
                 })
             }
             record::LIQUIDATE => {
-                let size = r.uint(8)?;
+                let size = r.uint(5)?;
                 Tx::Liquidate(Liquidate {
                     size,
                     order: LiquidationOrder {
                         liquidator: r.uint(4)?,
                         victim: r.uint(4)?,
                         series: r.u32(2)?,
-                        max_size: r.uint(8)?,
+                        max_size: r.uint(5)?,
                         limit_price: r.uint(8)?,
                         nonce: r.uint(4)?,
                     },
@@ -287,7 +286,7 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
                 series: r.u32(2)?,
             }),
             record::TICK => {
-                let timestamp = r.uint(8)?;
+                let timestamp = r.uint(5)?;
                 let n = r.uint(2)?;
                 let mut underlyings = Vec::new();
                 for _ in 0..n {
@@ -299,7 +298,7 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
                     let mut reports = Vec::new();
                     for _ in 0..n_reports {
                         let oracle = r.u32(1)?;
-                        let spot = r.uint(8)?;
+                        let spot = r.uint(6)?;
                         let marks = series
                             .iter()
                             .map(|s| {
@@ -329,8 +328,8 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
             }
             record::REGISTER => Tx::RegisterSeries(RegisterSeries {
                 underlying: r.u32(1)?,
-                strike: r.uint(8)?,
-                expiry: r.uint(8)?,
+                strike: r.uint(6)?,
+                expiry: r.uint(5)?,
                 kind: match r.uint(1)? as u8 {
                     0 => OptionKind::Call,
                     1 => OptionKind::Put,

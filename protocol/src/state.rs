@@ -313,8 +313,27 @@ impl State {
                 "need quorum..=max_oracles oracle keys",
             ));
         }
+        if 2 * p.oracle_quorum <= g.oracles.len() {
+            return Err(Rejection::InvalidParams(
+                "oracle_quorum must be more than half the oracles",
+            ));
+        }
         for u in &g.underlyings {
             u.validate()?;
+        }
+        let symbols: BTreeSet<&str> = g.underlyings.iter().map(|u| u.symbol.as_str()).collect();
+        if symbols.len() != g.underlyings.len() {
+            return Err(Rejection::InvalidParams(
+                "underlying symbols must be distinct",
+            ));
+        }
+        let keys: BTreeSet<[u8; 32]> = g
+            .oracles
+            .iter()
+            .map(|k| crate::field::fr_to_be_bytes(&k.x))
+            .collect();
+        if keys.len() != g.oracles.len() {
+            return Err(Rejection::InvalidParams("oracle keys must be distinct"));
         }
         for k in g
             .oracles
@@ -515,7 +534,7 @@ impl State {
         &self,
         stx: &SignedTx,
     ) -> Result<Vec<(Signer, PublicKey, Fr, signature::Signature)>, Rejection> {
-        let msgs = stx.tx.signed_messages();
+        let msgs = stx.tx.signed_messages(self.params.chain_id);
         if msgs.len() != stx.signatures.len() {
             return Err(Rejection::BadSignature {
                 signer: format!(
@@ -674,6 +693,15 @@ impl State {
         Ok((s, u))
     }
 
+    /// The first underlying, among those of `acc`'s positions, whose breaker halts risk (§9).
+    fn halted_underlying_of(&self, acc: &Account) -> Option<u32> {
+        acc.positions
+            .iter()
+            .filter(|p| p.size != 0)
+            .map(|p| self.series[p.series as usize].underlying)
+            .find(|u| self.underlyings[*u as usize].is_halted(self.time))
+    }
+
     fn margin_of(&self, acc: &Account) -> MarginSummary {
         account_margin(acc, &self.series, &self.underlyings)
     }
@@ -690,10 +718,7 @@ impl State {
             None => {
                 d.pubkey
                     .to_affine()
-                    .map_err(|source| Rejection::BadSignature {
-                        signer: format!("new account {}", d.account),
-                        source,
-                    })?;
+                    .map_err(|_| Rejection::InvalidKey(d.account))?;
                 Account::new(d.pubkey, self.params.max_positions)
             }
         };
@@ -720,6 +745,9 @@ impl State {
                 expected: before.nonce,
                 got: w.nonce,
             });
+        }
+        if let Some(u) = self.halted_underlying_of(before) {
+            return Err(Rejection::BreakerTripped(u.into()));
         }
         let mut acc = before.clone();
         sub_collateral(&mut acc, w.account, w.amount.into())?;
@@ -857,6 +885,8 @@ impl State {
             return Err(Rejection::Zero("liquidation size"));
         }
         check_bits("liquidation size", l.size.into(), bounds::SIZE_BITS)?;
+        check_bits("liquidation max_size", o.max_size.into(), bounds::SIZE_BITS)?;
+        check_bits("liquidation nonce", o.nonce.into(), bounds::NONCE_BITS)?;
         if l.size > o.max_size {
             return Err(Rejection::Overfilled {
                 filled: l.size,
@@ -933,6 +963,15 @@ impl State {
             v.collateral -= paid as u64;
             let deficit = cost - paid;
             if deficit > 0 {
+                // The fund covers only an insolvent victim: one left holding no longs, whose
+                // value would otherwise pay the deficit (its longs are liquidated first).
+                if v.positions.iter().any(|p| p.size > 0) {
+                    return Err(Rejection::InsufficientCollateral {
+                        account: o.victim,
+                        available: paid,
+                        needed: cost,
+                    });
+                }
                 let fund = ws.get(INSURANCE_FUND)?;
                 if u128::from(fund.collateral) < deficit {
                     return Err(Rejection::InsuranceFundExhausted {
@@ -1019,6 +1058,15 @@ impl State {
         } else {
             let a = ws.get(st.account)?;
             let paid = value.min(u128::from(a.collateral));
+            // A shortfall is absorbed by the fund only if the account holds no longs that could
+            // pay it once sold or settled (§7.5).
+            if paid < value && a.positions.iter().any(|p| p.size > 0) {
+                return Err(Rejection::InsufficientCollateral {
+                    account: st.account,
+                    available: paid,
+                    needed: value,
+                });
+            }
             a.collateral -= paid as u64;
             add_collateral(ws.get(INSURANCE_FUND)?, paid, "insurance fund collateral")?;
         }
@@ -1262,15 +1310,18 @@ fn fill_order(
     Ok(())
 }
 
-/// §5.3: after a trade an account meets initial margin, or it was below initial margin, the
-/// trade strictly lowers its initial requirement, and it does not newly fall below maintenance.
+/// §5.3: after a trade an account meets initial margin, or it was below initial margin and the
+/// trade reduces its risk: the initial requirement does not rise, the initial shortfall
+/// (`initial - im_equity`) strictly falls, and it does not newly fall below maintenance.
 fn check_initial_or_reducing(
     account: u64,
     before: &MarginSummary,
     after: &MarginSummary,
 ) -> Result<(), Rejection> {
+    let shortfall = |m: &MarginSummary| m.initial - m.im_equity;
     let reducing = !before.meets_initial()
-        && after.initial < before.initial
+        && after.initial <= before.initial
+        && shortfall(after) < shortfall(before)
         && (after.meets_maintenance() || !before.meets_maintenance());
     if after.meets_initial() || reducing {
         Ok(())

@@ -121,7 +121,7 @@ impl Harness {
             nonce,
             recipient: L1Address([0xab; 20]),
         })
-        .sign(&[&key])
+        .sign(self.state.params().chain_id, &[&key])
     }
 
     /// A fresh order id for `account`.
@@ -161,7 +161,7 @@ impl Harness {
             size,
             price,
         })
-        .sign(&[&kb, &ks])
+        .sign(self.state.params().chain_id, &[&kb, &ks])
     }
 
     /// Convenience: `buyer` buys `size` of `series` from `seller` at `price`, with fresh orders
@@ -198,7 +198,7 @@ impl Harness {
             limit_price,
             nonce,
         };
-        Tx::Liquidate(Liquidate { order, size }).sign(&[&key])
+        Tx::Liquidate(Liquidate { order, size }).sign(self.state.params().chain_id, &[&key])
     }
 
     /// Settlement of `account`'s position in `series`.
@@ -266,6 +266,6 @@ impl Harness {
             .flat_map(|u| u.reports.iter().map(|r| oracle_key(r.oracle.into())))
             .collect();
         let refs: Vec<&SecretKey> = keys.iter().collect();
-        Tx::OracleTick(tick).sign(&refs)
+        Tx::OracleTick(tick).sign(self.state.params().chain_id, &refs)
     }
 }

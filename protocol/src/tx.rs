@@ -58,7 +58,8 @@ impl Side {
     }
 }
 
-/// Domain tags of every signed message and hash chain (PROTOCOL.md §3.2).
+/// Domain tags of every signed message, hash chain and the state root (PROTOCOL.md §3.2);
+/// the parameters hash uses `collar/params/v1` (params.rs).
 pub mod tags {
     /// Trade orders.
     pub const ORDER: &str = "collar/order/v1";
@@ -119,10 +120,11 @@ pub struct Withdraw {
 }
 
 impl Withdraw {
-    /// Signed message `H(tag, account, amount, nonce, recipient)` (§6.5).
-    pub fn message(&self) -> Fr {
+    /// Signed message `H(tag, chain_id, account, amount, nonce, recipient)` (§6.5).
+    pub fn message(&self, chain_id: u64) -> Fr {
         poseidon::hash(&[
             domain_tag(tags::WITHDRAW),
+            Fr::from(chain_id),
             Fr::from(self.account),
             Fr::from(self.amount),
             Fr::from(self.nonce),
@@ -153,11 +155,12 @@ pub struct Order {
 }
 
 impl Order {
-    /// Signed message `H(tag, account, series, side, limit, max_size, order_id, expiry,
+    /// Signed message `H(tag, chain_id, account, series, side, limit, max_size, order_id, expiry,
     /// max_fee_bps)` (§6.5).
-    pub fn message(&self) -> Fr {
+    pub fn message(&self, chain_id: u64) -> Fr {
         poseidon::hash(&[
             domain_tag(tags::ORDER),
+            Fr::from(chain_id),
             Fr::from(self.account),
             Fr::from(u64::from(self.series)),
             Fr::from(self.side.code()),
@@ -201,10 +204,11 @@ pub struct LiquidationOrder {
 }
 
 impl LiquidationOrder {
-    /// Signed message `H(tag, liquidator, victim, series, max_size, limit, nonce)` (§6.5).
-    pub fn message(&self) -> Fr {
+    /// Signed message `H(tag, chain_id, liquidator, victim, series, max_size, limit, nonce)` (§6.5).
+    pub fn message(&self, chain_id: u64) -> Fr {
         poseidon::hash(&[
             domain_tag(tags::LIQUIDATION),
+            Fr::from(chain_id),
             Fr::from(self.liquidator),
             Fr::from(self.victim),
             Fr::from(u64::from(self.series)),
@@ -258,8 +262,8 @@ pub struct OracleReport {
 }
 
 impl OracleReport {
-    /// Signed message `H(tag, oracle, underlying, timestamp, spot, H(s_0, m_0, …))` (§6.5).
-    pub fn message(&self) -> Fr {
+    /// Signed message `H(tag, chain_id, oracle, underlying, timestamp, spot, H(s_0, m_0, …))` (§6.5).
+    pub fn message(&self, chain_id: u64) -> Fr {
         let marks: Vec<Fr> = self
             .marks
             .iter()
@@ -267,6 +271,7 @@ impl OracleReport {
             .collect();
         poseidon::hash(&[
             domain_tag(tags::ORACLE),
+            Fr::from(chain_id),
             Fr::from(u64::from(self.oracle)),
             Fr::from(u64::from(self.underlying)),
             Fr::from(self.timestamp),
@@ -350,19 +355,22 @@ impl std::fmt::Display for Signer {
 impl Tx {
     /// The messages this transaction needs signed, in signature order (§6.5): a trade's buy
     /// then sell order, a withdrawal, a liquidation order, and every oracle report in tick order.
-    pub fn signed_messages(&self) -> Vec<(Signer, Fr)> {
+    pub fn signed_messages(&self, chain_id: u64) -> Vec<(Signer, Fr)> {
         match self {
-            Tx::Withdraw(w) => vec![(Signer::Account(w.account), w.message())],
+            Tx::Withdraw(w) => vec![(Signer::Account(w.account), w.message(chain_id))],
             Tx::Trade(t) => vec![
-                (Signer::Account(t.buy.account), t.buy.message()),
-                (Signer::Account(t.sell.account), t.sell.message()),
+                (Signer::Account(t.buy.account), t.buy.message(chain_id)),
+                (Signer::Account(t.sell.account), t.sell.message(chain_id)),
             ],
-            Tx::Liquidate(l) => vec![(Signer::Account(l.order.liquidator), l.order.message())],
+            Tx::Liquidate(l) => vec![(
+                Signer::Account(l.order.liquidator),
+                l.order.message(chain_id),
+            )],
             Tx::OracleTick(t) => t
                 .underlyings
                 .iter()
                 .flat_map(|u| u.reports.iter())
-                .map(|r| (Signer::Oracle(r.oracle), r.message()))
+                .map(|r| (Signer::Oracle(r.oracle), r.message(chain_id)))
                 .collect(),
             Tx::Deposit(_) | Tx::SettleExpiry(_) | Tx::RegisterSeries(_) => Vec::new(),
         }
@@ -381,12 +389,12 @@ impl Tx {
         }
     }
 
-    /// Signs every message with the keys given in signature order.
+    /// Signs every message for deployment `chain_id` with the keys given in signature order.
     ///
     /// # Panics
     /// If `keys.len()` differs from the number of messages.
-    pub fn sign(self, keys: &[&SecretKey]) -> SignedTx {
-        let msgs = self.signed_messages();
+    pub fn sign(self, chain_id: u64, keys: &[&SecretKey]) -> SignedTx {
+        let msgs = self.signed_messages(chain_id);
         assert_eq!(msgs.len(), keys.len(), "one key per signed message");
         let signatures = msgs
             .iter()

@@ -778,25 +778,55 @@ fn below_initial_margin_only_reducing_trades() {
     assert!(!m.meets_initial());
     assert_eq!(m.maintenance, 94_500);
 
-    // Buying back must not newly break maintenance: after one more at price P,
-    // equity = 191_976 - P - ceil(0.003·P) - 8·8_000 must stay >= 8·10_500 = 84_000.
-    let t = h.simple_trade(5, 2, CALL, 1, 43_845); // fee 132: equity 83_999
+    // Buying back must strictly shrink the initial shortfall (initial - im_equity), so that a
+    // colluding counterparty cannot be paid far above the mark. Before: 141_750 - 119_976 =
+    // 21_774. After one more at price P: 126_000 - (191_976 - P - ceil(0.003·P) - 8·8_000), which
+    // is below 21_774 iff P + fee < 23_750.
+    let t = h.simple_trade(5, 2, CALL, 1, 23_678); // fee 72: shortfall 21_774, not smaller
     assert_eq!(
         reject(&mut h, &t),
         Rejection::InitialMarginViolated {
             account: 5,
-            equity: 83_999,
+            equity: 191_976 - 23_678 - 72 - 64_000,
             requirement: 126_000
         }
     );
-    let t = h.simple_trade(5, 2, CALL, 1, 43_844); // fee 132: equity 84_000 == MM
+    let t = h.simple_trade(5, 2, CALL, 1, 23_677); // fee 72: shortfall 21_773
     accept(&mut h, &t);
     let m = h.state.margin(5).unwrap();
-    assert_eq!((m.equity, m.maintenance), (84_000, 84_000));
+    assert_eq!(m.initial - m.im_equity, 21_773);
     assert_eq!(position(&h, 5, CALL), -8);
 
     // A buy of a different series (no reduction of the requirement) is refused.
     let t = h.simple_trade(5, 3, PUT, 1, 1);
+    assert!(matches!(
+        reject(&mut h, &t),
+        Rejection::InitialMarginViolated { account: 5, .. }
+    ));
+}
+
+#[test]
+fn below_initial_margin_selling_a_long_is_accepted() {
+    let mut h = setup();
+    deposit(&mut h, 5, 200_000);
+    trade(&mut h, 5, 4, PUT, 2, 4_000);
+    trade(&mut h, 2, 5, CALL, 10, 5_000);
+    tick(&mut h, 20, 105_000, &[(CALL, 12_000), (PUT, 2_000)]);
+    let before = h.state.margin(5).unwrap();
+    assert!(
+        !before.meets_initial() && before.meets_maintenance(),
+        "{before:?}"
+    );
+    // Selling one long put raises cash without raising the requirement: the shortfall shrinks.
+    trade(&mut h, 4, 5, PUT, 1, 2_000);
+    let after = h.state.margin(5).unwrap();
+    assert_eq!(after.initial, before.initial);
+    assert_eq!(
+        after.initial - after.im_equity,
+        before.initial - before.im_equity - (2_000 - 6)
+    );
+    // Buying a long while below initial margin only widens the shortfall: refused.
+    let t = h.simple_trade(5, 4, PUT, 1, 2_000);
     assert!(matches!(
         reject(&mut h, &t),
         Rejection::InitialMarginViolated { account: 5, .. }

@@ -6,6 +6,9 @@ use collar_protocol::testkit::{oracle_key, Harness, TickPrices};
 use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, UnderlyingTick};
 use collar_protocol::{Effects, OptionKind, ProtocolParams, Rejection, SignedTx, Tx};
 
+/// The chain id of the small test parameters (the default).
+const CHAIN_ID: u64 = 1;
+
 const K: u64 = 100_000;
 const FUNDS: u64 = 1_000_000;
 
@@ -401,7 +404,7 @@ fn bad_oracle_signature_rejected() {
         underlyings: vec![quorum(0, 20, K, &[])],
     };
     let (k0, k1, k3) = (oracle_key(0), oracle_key(1), oracle_key(3));
-    let stx = Tx::OracleTick(t.clone()).sign(&[&k0, &k1, &k3]);
+    let stx = Tx::OracleTick(t.clone()).sign(CHAIN_ID, &[&k0, &k1, &k3]);
     assert!(matches!(
         reject(&mut h, &stx),
         Rejection::BadSignature {
@@ -411,13 +414,13 @@ fn bad_oracle_signature_rejected() {
     ));
     // Signatures in the wrong order.
     let k2 = oracle_key(2);
-    let stx = Tx::OracleTick(t.clone()).sign(&[&k1, &k0, &k2]);
+    let stx = Tx::OracleTick(t.clone()).sign(CHAIN_ID, &[&k1, &k0, &k2]);
     assert!(matches!(
         reject(&mut h, &stx),
         Rejection::BadSignature { .. }
     ));
     // A missing signature.
-    let mut stx = Tx::OracleTick(t).sign(&[&k0, &k1, &k2]);
+    let mut stx = Tx::OracleTick(t).sign(CHAIN_ID, &[&k0, &k1, &k2]);
     stx.signatures.pop();
     assert!(matches!(
         reject(&mut h, &stx),

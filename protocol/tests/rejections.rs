@@ -14,6 +14,9 @@ use collar_protocol::{
     INSURANCE_FUND,
 };
 
+/// The chain id of the small test parameters (the default).
+const CHAIN_ID: u64 = 1;
+
 const K: u64 = 100_000;
 const EXPIRY: u64 = 1_000;
 const CALL: u32 = 0;
@@ -238,6 +241,15 @@ fn invalid_params_at_genesis() {
     let mut g = base.clone();
     g.oracles[2] = PublicKey::ZERO;
     cases.push((g, "genesis keys must be valid points"));
+    let mut g = base.clone();
+    g.params.oracle_quorum = 2;
+    cases.push((g, "oracle_quorum must be more than half the oracles"));
+    let mut g = base.clone();
+    g.oracles[3] = g.oracles[0];
+    cases.push((g, "oracle keys must be distinct"));
+    let mut g = base.clone();
+    g.underlyings.push(g.underlyings[0].clone());
+    cases.push((g, "underlying symbols must be distinct"));
 
     for (g, msg) in cases {
         let err = State::genesis(&g).unwrap_err();
@@ -351,7 +363,7 @@ fn out_of_range_quantities() {
 
     // Withdrawal amount.
     let key = h.key(2);
-    let w = withdraw_tx(2, 1 << 63, 0).sign(&[&key]);
+    let w = withdraw_tx(2, 1 << 63, 0).sign(CHAIN_ID, &[&key]);
     assert!(matches!(
         reject(&mut h, &w),
         Rejection::OutOfRange {
@@ -393,7 +405,7 @@ fn zero_quantities() {
     let t = h.trade(b, s, 0, 5_000);
     assert_eq!(reject(&mut h, &t), Rejection::Zero("fill size"));
     let key = h.key(4);
-    let l = liquidation_tx(4, 5, CALL, 1, 0, 0, 0).sign(&[&key]);
+    let l = liquidation_tx(4, 5, CALL, 1, 0, 0, 0).sign(CHAIN_ID, &[&key]);
     assert_eq!(reject(&mut h, &l), Rejection::Zero("liquidation size"));
     let r = h.register(0, 0, EXPIRY, OptionKind::Call, 1);
     assert_eq!(reject(&mut h, &r), Rejection::Zero("strike"));
@@ -426,7 +438,7 @@ fn unknown_account() {
     let mut h = setup_liquidatable();
     // Withdrawal by an account that never deposited: its key cannot be resolved.
     let key = h.key(9);
-    let w = withdraw_tx(9, 1, 0).sign(&[&key]);
+    let w = withdraw_tx(9, 1, 0).sign(CHAIN_ID, &[&key]);
     assert_eq!(reject(&mut h, &w), Rejection::UnknownAccount(9));
     assert_eq!(
         h.state.check(&withdraw_tx(9, 1, 0)).unwrap_err(),
@@ -463,7 +475,7 @@ fn assert_bad_sig(err: &Rejection, who: &str, src: SignatureError) {
 fn bad_signature_wrong_key() {
     let mut h = setup();
     let k3 = h.key(3);
-    let w = withdraw_tx(2, 10, 0).sign(&[&k3]);
+    let w = withdraw_tx(2, 10, 0).sign(CHAIN_ID, &[&k3]);
     assert_bad_sig(&reject(&mut h, &w), "account 2", SignatureError::Mismatch);
 
     // A trade whose sell order is signed by the buyer.
@@ -476,11 +488,11 @@ fn bad_signature_wrong_key() {
         size: 1,
         price: 5_000,
     })
-    .sign(&[&k2, &k2]);
+    .sign(CHAIN_ID, &[&k2, &k2]);
     assert_bad_sig(&reject(&mut h, &t), "account 3", SignatureError::Mismatch);
 
     // A liquidation signed by someone other than the liquidator.
-    let l = liquidation_tx(4, 2, CALL, 1, 1, 0, 0).sign(&[&k3]);
+    let l = liquidation_tx(4, 2, CALL, 1, 1, 0, 0).sign(CHAIN_ID, &[&k3]);
     assert_bad_sig(&reject(&mut h, &l), "account 4", SignatureError::Mismatch);
 
     // An oracle report signed with another oracle's key.
@@ -492,7 +504,7 @@ fn bad_signature_wrong_key() {
         }],
     );
     let (k0, k2o) = (oracle_key(0), oracle_key(2));
-    let t = Tx::OracleTick(tick).sign(&[&k0, &k2o, &k2o]);
+    let t = Tx::OracleTick(tick).sign(CHAIN_ID, &[&k0, &k2o, &k2o]);
     assert_bad_sig(&reject(&mut h, &t), "oracle 1", SignatureError::Mismatch);
 }
 
@@ -549,7 +561,7 @@ fn bad_signature_wrong_domain() {
     let mut h = setup();
     // Account 2 signs an order; the signature is reused as a withdrawal signature.
     let order = h.order(2, CALL, Side::Buy, 5_000, 1);
-    let sig = h.key(2).sign(order.message());
+    let sig = h.key(2).sign(order.message(h.state.params().chain_id));
     let w = SignedTx {
         tx: withdraw_tx(2, 10, 0),
         signatures: vec![sig],
@@ -558,7 +570,7 @@ fn bad_signature_wrong_domain() {
 
     // And a withdrawal signature reused as a liquidation signature.
     let wd = withdraw_tx(2, 10, 0);
-    let wsig = h.key(2).sign(wd.signed_messages()[0].1);
+    let wsig = h.key(2).sign(wd.signed_messages(CHAIN_ID)[0].1);
     let l = SignedTx {
         tx: liquidation_tx(2, 3, CALL, 1, 1, 0, 0),
         signatures: vec![wsig],
@@ -609,11 +621,7 @@ fn bad_signature_new_account_with_invalid_key() {
         pubkey: PublicKey::ZERO,
         amount: 10,
     }));
-    assert_bad_sig(
-        &reject(&mut h, &d),
-        "new account 7",
-        SignatureError::InvalidPublicKey,
-    );
+    assert_eq!(reject(&mut h, &d), Rejection::InvalidKey(7));
     // An existing account ignores the key in the deposit.
     let d = SignedTx::unsigned(Tx::Deposit(Deposit {
         account: 2,
@@ -649,7 +657,7 @@ fn bad_nonce_replayed_withdrawal() {
 fn bad_nonce_gapped() {
     let mut h = setup();
     let key = h.key(2);
-    let w = withdraw_tx(2, 100, 1).sign(&[&key]);
+    let w = withdraw_tx(2, 100, 1).sign(CHAIN_ID, &[&key]);
     assert_eq!(
         reject(&mut h, &w),
         Rejection::BadNonce {
@@ -657,10 +665,10 @@ fn bad_nonce_gapped() {
             got: 1
         }
     );
-    let w = withdraw_tx(2, 100, 0).sign(&[&key]);
+    let w = withdraw_tx(2, 100, 0).sign(CHAIN_ID, &[&key]);
     accept(&mut h, &w);
     // Now nonce 1 is right, nonce 0 replays and 2 gaps.
-    let w0 = withdraw_tx(2, 100, 0).sign(&[&key]);
+    let w0 = withdraw_tx(2, 100, 0).sign(CHAIN_ID, &[&key]);
     assert_eq!(
         reject(&mut h, &w0),
         Rejection::BadNonce {
@@ -668,7 +676,7 @@ fn bad_nonce_gapped() {
             got: 0
         }
     );
-    let w2 = withdraw_tx(2, 100, 2).sign(&[&key]);
+    let w2 = withdraw_tx(2, 100, 2).sign(CHAIN_ID, &[&key]);
     assert_eq!(
         reject(&mut h, &w2),
         Rejection::BadNonce {
@@ -682,7 +690,7 @@ fn bad_nonce_gapped() {
 fn bad_nonce_liquidation_order() {
     let mut h = setup_liquidatable();
     let key = h.key(4);
-    let l = liquidation_tx(4, 5, CALL, 1, 1, 0, 3).sign(&[&key]);
+    let l = liquidation_tx(4, 5, CALL, 1, 1, 0, 3).sign(CHAIN_ID, &[&key]);
     assert_eq!(
         reject(&mut h, &l),
         Rejection::BadNonce {
@@ -1140,7 +1148,7 @@ fn overfilled_replayed_trade() {
 fn overfilled_liquidation_beyond_its_max_size() {
     let mut h = setup_liquidatable();
     let key = h.key(4);
-    let l = liquidation_tx(4, 5, CALL, 2, 3, 0, 0).sign(&[&key]);
+    let l = liquidation_tx(4, 5, CALL, 2, 3, 0, 0).sign(CHAIN_ID, &[&key]);
     assert_eq!(
         reject(&mut h, &l),
         Rejection::Overfilled {
@@ -1709,18 +1717,99 @@ fn overflow_liquidator_and_settled_long_collateral() {
 /// `max_size`, so a signed liquidation order with `max_size = 2^40` or `u64::MAX` is accepted.
 /// A circuit that range-checks every §2.3 quantity would reject what the reference accepts.
 #[test]
-#[ignore = "bug: check_liquidate (state.rs §7.4) does not range-check LiquidationOrder.max_size \
-            against SIZE_BITS as PROTOCOL §2.3 requires for order max_size (check_trade does); \
-            max_size = 2^40 is accepted instead of OutOfRange"]
 fn liquidation_order_max_size_out_of_range() {
     let mut h = setup_liquidatable();
     let key = h.key(4);
     for max_size in [1u64 << 40, u64::MAX] {
-        let l = liquidation_tx(4, 5, CALL, max_size, 1, 0, 0).sign(&[&key]);
+        let l = liquidation_tx(4, 5, CALL, max_size, 1, 0, 0).sign(CHAIN_ID, &[&key]);
         let err = reject(&mut h, &l);
         assert!(
             matches!(err, Rejection::OutOfRange { bits: 40, .. }),
             "{err:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Insurance fund covers only insolvent accounts; withdrawals respect breakers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn insurance_fund_does_not_cover_a_victim_holding_longs() {
+    let mut h = setup();
+    deposit(&mut h, INSURANCE_FUND, 100_000);
+    deposit(&mut h, 5, 160_000);
+    trade(&mut h, 2, 5, CALL, 10, 5_000);
+    trade(&mut h, 5, 3, PUT, 1, 4_000);
+    let t = h.tick(20, &[(0, 119_000, vec![(CALL, 25_000), (PUT, 1)])]);
+    accept(&mut h, &t);
+    let m = h.state.margin(5).unwrap();
+    assert!(m.is_liquidatable() && m.equity < 0, "{m:?}");
+    let c5 = u128::from(collateral(&h, 5));
+    // Taking over the shorts would leave a deficit while the victim still holds a long put.
+    let l = h.liquidate(4, 5, CALL, 10, 0);
+    assert_eq!(
+        reject(&mut h, &l),
+        Rejection::InsufficientCollateral {
+            account: 5,
+            available: c5,
+            needed: 10 * 26_250
+        }
+    );
+    // Liquidating the long first (at mark 1 - penalty 1 = 0), then the shorts, is accepted.
+    let l = h.liquidate(4, 5, PUT, 1, 0);
+    accept(&mut h, &l);
+    assert_eq!(position(&h, 5, PUT), 0);
+    let l = h.liquidate(4, 5, CALL, 10, 0);
+    accept(&mut h, &l);
+    assert_eq!(collateral(&h, 5), 0);
+    assert_eq!(
+        u128::from(collateral(&h, INSURANCE_FUND)),
+        100_000 - (10 * 26_250 - c5)
+    );
+}
+
+#[test]
+fn settlement_shortfall_is_not_absorbed_while_the_account_holds_longs() {
+    let mut h = setup();
+    deposit(&mut h, 5, 160_000);
+    trade(&mut h, 2, 5, CALL, 10, 5_000);
+    trade(&mut h, 5, 3, PUT, 1, 4_000);
+    // Settles at 130_000: the short owes 10·30_000 = 300_000, more than its collateral.
+    let t = h.tick(EXPIRY, &[(0, 130_000, vec![])]);
+    accept(&mut h, &t);
+    let c5 = u128::from(collateral(&h, 5));
+    let s = h.settle(5, CALL);
+    assert_eq!(
+        reject(&mut h, &s),
+        Rejection::InsufficientCollateral {
+            account: 5,
+            available: c5,
+            needed: 300_000
+        }
+    );
+    // Settling the (worthless) long put first lets the fund absorb the shortfall.
+    let p = h.settle(5, PUT);
+    accept(&mut h, &p);
+    let fund = collateral(&h, INSURANCE_FUND);
+    accept(&mut h, &s);
+    assert_eq!(collateral(&h, 5), 0);
+    assert_eq!(
+        u128::from(collateral(&h, INSURANCE_FUND)),
+        u128::from(fund) + c5
+    );
+}
+
+#[test]
+fn withdrawals_wait_for_a_tripped_breaker_when_holding_positions() {
+    let mut h = setup();
+    trade(&mut h, 2, 3, CALL, 1, 5_000);
+    // A 25% move trips the breaker of underlying 0.
+    let t = h.tick(20, &[(0, 125_000, vec![])]);
+    accept(&mut h, &t);
+    let w = h.withdraw(2, 1_000);
+    assert_eq!(reject(&mut h, &w), Rejection::BreakerTripped(0));
+    // An account without positions may still withdraw.
+    let w = h.withdraw(4, 1_000);
+    accept(&mut h, &w);
 }
