@@ -47,7 +47,8 @@ pub enum Rejection {
         /// The nonce in the message.
         got: u64,
     },
-    /// Collateral would go below zero (§7.2, §7.3).
+    /// Collateral would go below zero, or the fund may not cover a deficit because the account
+    /// still holds longs (§7.2–§7.5).
     #[error("account {account} has collateral {available}, needs {needed}")]
     InsufficientCollateral {
         /// The account.
@@ -81,7 +82,7 @@ pub enum Rejection {
     /// The underlying id is not configured (§4.6).
     #[error("underlying {0} is not configured")]
     UnknownUnderlying(u64),
-    /// The underlying has never had an oracle price (§7.3).
+    /// The underlying has never had an oracle price (§7.3, §7.4).
     #[error("underlying {0} has no oracle price yet")]
     NoPrice(u64),
     /// Every position slot of the account is taken (§4.3).
@@ -169,7 +170,8 @@ pub enum Rejection {
     /// The underlying's breaker is tripped or stale: liquidations are paused (§9).
     #[error("circuit breaker of underlying {0} is tripped: liquidations are paused")]
     LiquidationsPaused(u64),
-    /// The underlying's breaker is tripped or stale: only risk-reducing trades (§9).
+    /// The underlying's breaker is tripped or stale: only risk-reducing trades, and no
+    /// withdrawals from accounts holding its positions (§7.2, §9).
     #[error("circuit breaker of underlying {0} is tripped: only reducing trades are accepted")]
     BreakerTripped(u64),
     /// A tick timestamp is not after the previous one (§7.6).

@@ -158,7 +158,9 @@ fn encode_record(tx: &Tx, w: &mut Writer<'_>) -> Result<(), PubdataError> {
                 for r in &u.reports {
                     w.uint("oracle", r.oracle.into(), 1)?;
                     w.uint("spot", r.spot, 6)?;
-                    if r.marks.len() != series.len() {
+                    if r.marks.len() != series.len()
+                        || r.marks.iter().zip(&series).any(|(m, s)| m.series != *s)
+                    {
                         return Err(PubdataError::InconsistentTick);
                     }
                     for m in &r.marks {

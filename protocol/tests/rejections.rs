@@ -614,7 +614,7 @@ fn bad_signature_wrong_count() {
 }
 
 #[test]
-fn bad_signature_new_account_with_invalid_key() {
+fn invalid_key_for_a_new_account() {
     let mut h = setup();
     let d = SignedTx::unsigned(Tx::Deposit(Deposit {
         account: 7,
