@@ -1,0 +1,9 @@
+//! Collar's batch circuit and its chips, on halo2-base over halo2-axiom (KZG on BN254).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use halo2_base::halo2_proofs;
+
+pub mod poseidon;
+pub mod safe;
+pub mod testing;
