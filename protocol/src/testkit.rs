@@ -101,6 +101,73 @@ impl Harness {
         Ok(e)
     }
 
+    /// Submits `stx` and returns its effects.
+    ///
+    /// # Panics
+    /// If it is rejected (a test expectation).
+    pub fn accept(&mut self, stx: &SignedTx) -> Effects {
+        self.submit(stx)
+            .unwrap_or_else(|e| panic!("expected acceptance of {}, got {e}", stx.tx.kind()))
+    }
+
+    /// Submits `stx`, expects a rejection, and checks that nothing changed: root, header,
+    /// market lists, time, total collateral and the accepted log.
+    ///
+    /// # Panics
+    /// If it is accepted or the rejection changed anything (a test expectation).
+    pub fn reject(&mut self, stx: &SignedTx) -> Rejection {
+        let header = self.state.header();
+        let accepted = self.accepted.len();
+        let total = self.state.total_collateral();
+        let series = self.state.series().to_vec();
+        let underlyings = self.state.underlyings().to_vec();
+        let err = match self.submit(stx) {
+            Ok(e) => panic!("expected a rejection of {}, got {e:?}", stx.tx.kind()),
+            Err(e) => e,
+        };
+        assert_eq!(
+            self.state.header(),
+            header,
+            "rejected tx changed the state ({err})"
+        );
+        assert_eq!(self.accepted.len(), accepted);
+        assert_eq!(self.state.total_collateral(), total);
+        assert_eq!(self.state.series(), &series[..]);
+        assert_eq!(self.state.underlyings(), &underlyings[..]);
+        err
+    }
+
+    /// Deposits `amount` to `account` and expects acceptance.
+    pub fn fund(&mut self, account: u64, amount: u64) {
+        let d = self.deposit(account, amount);
+        self.accept(&d);
+    }
+
+    /// [`Harness::simple_trade`], expecting acceptance.
+    pub fn fill(&mut self, buyer: u64, seller: u64, series: u32, size: u64, price: u64) -> Effects {
+        let t = self.simple_trade(buyer, seller, series, size, price);
+        self.accept(&t)
+    }
+
+    /// Collateral of an existing account.
+    ///
+    /// # Panics
+    /// If the account does not exist.
+    pub fn collateral(&self, id: u64) -> u64 {
+        self.state.account(id).expect("account exists").collateral
+    }
+
+    /// Position of an existing account in `series`.
+    ///
+    /// # Panics
+    /// If the account does not exist.
+    pub fn position(&self, id: u64, series: u32) -> i64 {
+        self.state
+            .account(id)
+            .expect("account exists")
+            .position(series)
+    }
+
     /// A deposit from the L1 queue to `account` (bound to its deterministic key).
     pub fn deposit(&mut self, account: u64, amount: u64) -> SignedTx {
         let pubkey = self.pubkey(account);

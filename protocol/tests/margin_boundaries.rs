@@ -6,8 +6,7 @@ use collar_protocol::params::{BreakerParams, MarginParams, UnderlyingConfig};
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::Side;
 use collar_protocol::{
-    Account, Effects, OptionKind, ProtocolParams, PublicKey, Rejection, Series, SignedTx,
-    Underlying,
+    Account, Effects, OptionKind, ProtocolParams, PublicKey, Rejection, Series, Underlying,
 };
 
 const K: u64 = 100_000;
@@ -20,47 +19,9 @@ const FUNDS: u64 = 1_000_000;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn accept(h: &mut Harness, stx: &SignedTx) -> Effects {
-    h.submit(stx)
-        .unwrap_or_else(|e| panic!("expected acceptance of {}, got {e}", stx.tx.kind()))
-}
-
-/// Submits `stx`, expects a rejection, and checks that nothing changed.
-fn reject(h: &mut Harness, stx: &SignedTx) -> Rejection {
-    let root = h.state.root();
-    let accepted = h.accepted.len();
-    let total = h.state.total_collateral();
-    let err = match h.submit(stx) {
-        Ok(e) => panic!("expected a rejection of {}, got {e:?}", stx.tx.kind()),
-        Err(e) => e,
-    };
-    assert_eq!(h.state.root(), root, "rejected tx changed the root ({err})");
-    assert_eq!(h.accepted.len(), accepted);
-    assert_eq!(h.state.total_collateral(), total);
-    err
-}
-
-fn deposit(h: &mut Harness, account: u64, amount: u64) {
-    let d = h.deposit(account, amount);
-    accept(h, &d);
-}
-
-fn trade(h: &mut Harness, buyer: u64, seller: u64, series: u32, size: u64, price: u64) -> Effects {
-    let t = h.simple_trade(buyer, seller, series, size, price);
-    accept(h, &t)
-}
-
 fn tick(h: &mut Harness, t: u64, spot: u64, marks: &[(u32, u64)]) -> Effects {
     let stx = h.tick(t, &[(0, spot, marks.to_vec())]);
-    accept(h, &stx)
-}
-
-fn collateral(h: &Harness, id: u64) -> u64 {
-    h.state.account(id).unwrap().collateral
-}
-
-fn position(h: &Harness, id: u64, series: u32) -> i64 {
-    h.state.account(id).unwrap().position(series)
+    h.accept(&stx)
 }
 
 /// The per-side trading fee at 30 bps, rounded up.
@@ -73,12 +34,12 @@ fn fee(premium: u128) -> u128 {
 fn setup() -> Harness {
     let mut h = Harness::new(ProtocolParams::small(), 1);
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let r = h.register(0, K, EXPIRY, OptionKind::Put, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     tick(&mut h, 10, K, &[(CALL, 5_000), (PUT, 4_000)]);
     for a in [2, 3, 4] {
-        deposit(&mut h, a, FUNDS);
+        h.fund(a, FUNDS);
     }
     h
 }
@@ -294,7 +255,7 @@ fn account_margin_sums_shorts_and_marks_longs() {
 #[test]
 fn withdrawal_at_initial_margin_boundary() {
     let mut h = setup();
-    trade(&mut h, 2, 3, CALL, 10, 5_000);
+    h.fill(2, 3, CALL, 10, 5_000);
     let m = h.state.margin(3).unwrap();
     // Requirement by hand: 10 · max(ceil(0.15·100_000) - 0, ceil(0.10·100_000)) = 150_000.
     let (im, _) = short_add_ons(&h.state.series()[0], &h.state.underlyings()[0], K, 5_000);
@@ -307,7 +268,7 @@ fn withdrawal_at_initial_margin_boundary() {
 
     let w = h.withdraw(3, excess + 1);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::InitialMarginViolated {
             account: 3,
             equity: 149_999,
@@ -315,12 +276,12 @@ fn withdrawal_at_initial_margin_boundary() {
         }
     );
     let w = h.withdraw(3, excess);
-    accept(&mut h, &w);
+    h.accept(&w);
     let m = h.state.margin(3).unwrap();
     assert_eq!(m.im_equity, m.initial);
     let w = h.withdraw(3, 1);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::InitialMarginViolated {
             account: 3,
             equity: 149_999,
@@ -334,7 +295,7 @@ fn withdrawal_of_all_collateral_without_positions() {
     let mut h = setup();
     let w = h.withdraw(4, FUNDS + 1);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::InsufficientCollateral {
             account: 4,
             available: FUNDS.into(),
@@ -342,8 +303,8 @@ fn withdrawal_of_all_collateral_without_positions() {
         }
     );
     let w = h.withdraw(4, FUNDS);
-    accept(&mut h, &w);
-    assert_eq!(collateral(&h, 4), 0);
+    h.accept(&w);
+    assert_eq!(h.collateral(4), 0);
 }
 
 #[test]
@@ -351,21 +312,21 @@ fn longs_do_not_count_towards_initial_margin_equity() {
     let mut h = setup();
     // 2 is long 10 calls (marked at 50_000) and short 1 put: the long's value cannot be
     // withdrawn against.
-    trade(&mut h, 2, 3, CALL, 10, 5_000);
-    trade(&mut h, 4, 2, PUT, 1, 4_000);
+    h.fill(2, 3, CALL, 10, 5_000);
+    h.fill(4, 2, PUT, 1, 4_000);
     let m = h.state.margin(2).unwrap();
-    let c = collateral(&h, 2) as i128;
+    let c = h.collateral(2) as i128;
     assert_eq!(m.im_equity, c - 4_000);
     assert_eq!(m.equity, c - 4_000 + 50_000);
     assert_eq!(m.initial, 15_000);
     let excess = (m.im_equity - m.initial) as u64;
     let w = h.withdraw(2, excess + 1);
     assert!(matches!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::InitialMarginViolated { account: 2, .. }
     ));
     let w = h.withdraw(2, excess);
-    accept(&mut h, &w);
+    h.accept(&w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,10 +337,10 @@ fn longs_do_not_count_towards_initial_margin_equity() {
 fn short_call_trade_at_initial_margin_boundary() {
     let mut h = Harness::new(ProtocolParams::small(), 1);
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 3);
-    accept(&mut h, &r);
+    h.accept(&r);
     let (spot, mark, size, price) = (100_001u64, 5_003u64, 7u64, 5_003u64);
     tick(&mut h, 10, spot, &[(0, mark)]);
-    deposit(&mut h, 2, FUNDS);
+    h.fund(2, FUNDS);
     // IM per contract: N = 300_003, ceil(45_000.45) = 45_001, OTM 0, floor ceil(30_000.3).
     let im = 45_001u128;
     let premium = u128::from(size * price);
@@ -389,10 +350,10 @@ fn short_call_trade_at_initial_margin_boundary() {
     let d = (u128::from(size) * im + fee + u128::from(size * mark) - premium) as u64;
     assert_eq!(d, 315_113);
 
-    deposit(&mut h, 6, d - 1);
+    h.fund(6, d - 1);
     let t = h.simple_trade(2, 6, 0, size, price);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated {
             account: 6,
             equity: 315_006,
@@ -400,38 +361,38 @@ fn short_call_trade_at_initial_margin_boundary() {
         }
     );
     // One more unit of collateral and the same signed trade is accepted.
-    deposit(&mut h, 6, 1);
-    accept(&mut h, &t);
+    h.fund(6, 1);
+    h.accept(&t);
     let m = h.state.margin(6).unwrap();
     assert_eq!(m.initial, 315_007);
     assert_eq!(m.im_equity, m.initial);
-    assert_eq!(position(&h, 6, 0), -7);
+    assert_eq!(h.position(6, 0), -7);
 }
 
 #[test]
 fn short_put_trade_at_initial_margin_boundary_with_mark_floor() {
     let mut h = Harness::new(ProtocolParams::small(), 1);
     let r = h.register(0, 200_000, EXPIRY, OptionKind::Put, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     // Spot 100_001: im·N = 15_001, mm·N = 10_001, pm·mark = ceil(17_000.1) = 17_001.
     tick(&mut h, 10, 100_001, &[(0, 170_001)]);
-    deposit(&mut h, 2, FUNDS);
+    h.fund(2, FUNDS);
     let premium = 170_001u128;
     let fee = fee(premium);
     assert_eq!(fee, 511);
     // im_equity = D + premium - fee - mark = D - 511 >= 17_001.
-    deposit(&mut h, 6, 17_511);
+    h.fund(6, 17_511);
     let t = h.simple_trade(2, 6, 0, 1, 170_001);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated {
             account: 6,
             equity: 17_000,
             requirement: 17_001
         }
     );
-    deposit(&mut h, 6, 1);
-    accept(&mut h, &t);
+    h.fund(6, 1);
+    h.accept(&t);
     let m = h.state.margin(6).unwrap();
     assert_eq!(
         (m.im_equity, m.initial, m.maintenance),
@@ -447,11 +408,11 @@ fn short_put_trade_at_initial_margin_boundary_with_mark_floor() {
 /// initial margin, 15_015, and received 5_000 - 15).
 fn setup_single_short() -> Harness {
     let mut h = setup();
-    deposit(&mut h, 5, 15_015);
-    trade(&mut h, 2, 5, CALL, 1, 5_000);
+    h.fund(5, 15_015);
+    h.fill(2, 5, CALL, 1, 5_000);
     let m = h.state.margin(5).unwrap();
     assert_eq!((m.im_equity, m.initial), (15_000, 15_000));
-    assert_eq!(collateral(&h, 5), 20_000);
+    assert_eq!(h.collateral(5), 20_000);
     h
 }
 
@@ -462,7 +423,7 @@ fn liquidation_boundary_by_mark() {
     tick(&mut h, 20, 110_000, &[(CALL, 9_000)]);
     let l = h.liquidate(4, 5, CALL, 1, 0);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::NotLiquidatable {
             account: 5,
             equity: 11_000,
@@ -474,12 +435,12 @@ fn liquidation_boundary_by_mark() {
     let m = h.state.margin(5).unwrap();
     assert_eq!((m.equity, m.maintenance), (10_999, 11_000));
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    accept(&mut h, &l);
+    h.accept(&l);
     // Price 9_001 + ceil(450.05) = 9_452.
-    assert_eq!(collateral(&h, 5), 20_000 - 9_452);
-    assert_eq!(collateral(&h, 4), FUNDS + 9_452);
-    assert_eq!(position(&h, 5, CALL), 0);
-    assert_eq!(position(&h, 4, CALL), -1);
+    assert_eq!(h.collateral(5), 20_000 - 9_452);
+    assert_eq!(h.collateral(4), FUNDS + 9_452);
+    assert_eq!(h.position(5, CALL), 0);
+    assert_eq!(h.position(4, CALL), -1);
 }
 
 #[test]
@@ -489,7 +450,7 @@ fn liquidation_boundary_by_spot() {
     tick(&mut h, 20, 110_000, &[(CALL, 9_000)]);
     let l = h.liquidate(4, 5, CALL, 1, 0);
     assert!(matches!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::NotLiquidatable {
             equity: 11_000,
             requirement: 11_000,
@@ -501,8 +462,8 @@ fn liquidation_boundary_by_spot() {
     let m = h.state.margin(5).unwrap();
     assert_eq!((m.equity, m.maintenance), (11_000, 11_001));
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    accept(&mut h, &l);
-    assert_eq!(position(&h, 5, CALL), 0);
+    h.accept(&l);
+    assert_eq!(h.position(5, CALL), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,28 +477,28 @@ fn fill_at_order_max_size() {
     let s = h.order(3, CALL, Side::Sell, 5_000, 6);
     let t = h.trade(b.clone(), s.clone(), 6, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::Overfilled {
             filled: 6,
             max_size: 5
         }
     );
     let t = h.trade(b, s, 5, 5_000);
-    accept(&mut h, &t);
-    assert_eq!(position(&h, 2, CALL), 5);
+    h.accept(&t);
+    assert_eq!(h.position(2, CALL), 5);
     // The sell side's bound likewise.
     let b = h.order(2, CALL, Side::Buy, 5_000, 6);
     let s = h.order(4, CALL, Side::Sell, 5_000, 5);
     let t = h.trade(b.clone(), s.clone(), 6, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::Overfilled {
             filled: 6,
             max_size: 5
         }
     );
     let t = h.trade(b, s, 5, 5_000);
-    accept(&mut h, &t);
+    h.accept(&t);
 }
 
 #[test]
@@ -547,27 +508,27 @@ fn trade_price_at_limits() {
     let s = h.order(3, CALL, Side::Sell, 4_000, 1);
     let t = h.trade(b.clone(), s.clone(), 1, 5_001);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::PriceLimit {
             price: 5_001,
             limit: 5_000
         }
     );
     let t = h.trade(b, s, 1, 5_000);
-    accept(&mut h, &t);
+    h.accept(&t);
 
     let b = h.order(2, CALL, Side::Buy, 6_000, 1);
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b.clone(), s.clone(), 1, 4_999);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::PriceLimit {
             price: 4_999,
             limit: 5_000
         }
     );
     let t = h.trade(b, s, 1, 5_000);
-    accept(&mut h, &t);
+    h.accept(&t);
 }
 
 #[test]
@@ -577,43 +538,43 @@ fn liquidation_price_at_limit_short_victim() {
     // The liquidator sells at 12_001 + ceil(600.05) = 12_602; its limit is a floor.
     let l = h.liquidate(4, 5, CALL, 1, 12_603);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::PriceLimit {
             price: 12_602,
             limit: 12_603
         }
     );
     let l = h.liquidate(4, 5, CALL, 1, 12_602);
-    accept(&mut h, &l);
-    assert_eq!(collateral(&h, 4), FUNDS + 12_602);
+    h.accept(&l);
+    assert_eq!(h.collateral(4), FUNDS + 12_602);
 }
 
 #[test]
 fn liquidation_price_at_limit_long_victim() {
     let mut h = setup();
     // 7: long 1 put, short 1 call; the call rallies and 7 falls below maintenance.
-    deposit(&mut h, 7, 20_000);
-    trade(&mut h, 7, 3, PUT, 1, 4_000);
-    trade(&mut h, 4, 7, CALL, 1, 5_000);
+    h.fund(7, 20_000);
+    h.fill(7, 3, PUT, 1, 4_000);
+    h.fill(4, 7, CALL, 1, 5_000);
     tick(&mut h, 20, 110_000, &[(CALL, 40_000), (PUT, 2_001)]);
     assert!(h.state.margin(7).unwrap().is_liquidatable());
-    let c7 = collateral(&h, 7);
+    let c7 = h.collateral(7);
     // The liquidator buys the long at 2_001 - ceil(100.05) = 1_900; its limit is a ceiling.
     let l = h.liquidate(4, 7, PUT, 1, 1_899);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::PriceLimit {
             price: 1_900,
             limit: 1_899
         }
     );
-    let c4 = collateral(&h, 4);
+    let c4 = h.collateral(4);
     let l = h.liquidate(4, 7, PUT, 1, 1_900);
-    accept(&mut h, &l);
-    assert_eq!(collateral(&h, 7), c7 + 1_900);
-    assert_eq!(collateral(&h, 4), c4 - 1_900);
-    assert_eq!(position(&h, 7, PUT), 0);
-    assert_eq!(position(&h, 4, PUT), 1);
+    h.accept(&l);
+    assert_eq!(h.collateral(7), c7 + 1_900);
+    assert_eq!(h.collateral(4), c4 - 1_900);
+    assert_eq!(h.position(7, PUT), 0);
+    assert_eq!(h.position(4, PUT), 1);
 }
 
 #[test]
@@ -625,12 +586,12 @@ fn order_expiry_at_now() {
     let mut s = h.order(3, CALL, Side::Sell, 5_000, 2);
     s.expiry = 10;
     let t = h.trade(b.clone(), s.clone(), 1, 5_000);
-    accept(&mut h, &t);
+    h.accept(&t);
     // Once time passes the expiry, the rest of the same orders can no longer fill.
     tick(&mut h, 11, K, &[]);
     let t = h.trade(b, s, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OrderExpired {
             expiry: 10,
             now: 11
@@ -642,7 +603,7 @@ fn order_expiry_at_now() {
     s.expiry = 10;
     let t = h.trade(b, s, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OrderExpired {
             expiry: 10,
             now: 11
@@ -654,14 +615,14 @@ fn order_expiry_at_now() {
 fn series_tradable_until_expiry() {
     let mut h = Harness::new(ProtocolParams::small(), 1);
     let r = h.register(0, K, 100, OptionKind::Call, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     tick(&mut h, 99, K, &[(0, 5_000)]);
-    deposit(&mut h, 2, FUNDS);
-    deposit(&mut h, 3, FUNDS);
-    trade(&mut h, 2, 3, 0, 1, 5_000);
+    h.fund(2, FUNDS);
+    h.fund(3, FUNDS);
+    h.fill(2, 3, 0, 1, 5_000);
     tick(&mut h, 100, K, &[]);
     let t = h.simple_trade(2, 3, 0, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::SeriesExpired(0));
+    assert_eq!(h.reject(&t), Rejection::SeriesExpired(0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,24 +681,24 @@ fn staleness_at_tick_boundary() {
 fn staleness_halt_boundary_between_ticks() {
     let mut h = Harness::new(ProtocolParams::small(), 2);
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let t = h.tick(10, &[(0, K, vec![(0, 5_000)]), (1, 50_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     for a in [2, 3] {
-        deposit(&mut h, a, FUNDS);
+        h.fund(a, FUNDS);
     }
     // Only underlying 1 ticks; underlying 0's age is time - 10.
     let t = h.tick(300, &[(1, 50_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let t = h.tick(610, &[(1, 50_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     assert!(!h.state.underlyings()[0].is_halted(h.state.time()));
-    trade(&mut h, 2, 3, 0, 1, 5_000); // risk-increasing, accepted at age 600
+    h.fill(2, 3, 0, 1, 5_000); // risk-increasing, accepted at age 600
     let t = h.tick(611, &[(1, 50_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     assert!(h.state.underlyings()[0].is_halted(h.state.time()));
     let t = h.simple_trade(2, 3, 0, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // Underlying 1, which ticked, is not halted.
     assert!(!h.state.underlyings()[1].is_halted(h.state.time()));
 }
@@ -750,9 +711,9 @@ fn staleness_halt_boundary_between_ticks() {
 fn below_initial_margin_only_reducing_trades() {
     let mut h = setup();
     // 5 sells 10 calls at 5_000 holding exactly initial margin: collateral 200_000.
-    deposit(&mut h, 5, 150_150);
-    trade(&mut h, 2, 5, CALL, 10, 5_000);
-    assert_eq!(collateral(&h, 5), 200_000);
+    h.fund(5, 150_150);
+    h.fill(2, 5, CALL, 10, 5_000);
+    assert_eq!(h.collateral(5), 200_000);
     // Spot 105_000 (IM 15_750, MM 10_500 per contract), mark 8_000:
     // im_equity = equity = 200_000 - 80_000 = 120_000 < IM 157_500, >= MM 105_000.
     tick(&mut h, 20, 105_000, &[(CALL, 8_000)]);
@@ -763,7 +724,7 @@ fn below_initial_margin_only_reducing_trades() {
     // Selling more is refused: 200_000 + 8_000 - 24 - 11·8_000 = 119_976 < 11·15_750.
     let t = h.simple_trade(2, 5, CALL, 1, 8_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated {
             account: 5,
             equity: 119_976,
@@ -771,9 +732,9 @@ fn below_initial_margin_only_reducing_trades() {
         }
     );
     // Buying back one is accepted although still below IM afterwards.
-    trade(&mut h, 5, 2, CALL, 1, 8_000);
+    h.fill(5, 2, CALL, 1, 8_000);
     let m = h.state.margin(5).unwrap();
-    assert_eq!(collateral(&h, 5), 191_976);
+    assert_eq!(h.collateral(5), 191_976);
     assert_eq!((m.im_equity, m.initial), (119_976, 141_750));
     assert!(!m.meets_initial());
     assert_eq!(m.maintenance, 94_500);
@@ -784,7 +745,7 @@ fn below_initial_margin_only_reducing_trades() {
     // is below 21_774 iff P + fee < 23_750.
     let t = h.simple_trade(5, 2, CALL, 1, 23_678); // fee 72: shortfall 21_774, not smaller
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated {
             account: 5,
             equity: 191_976 - 23_678 - 72 - 64_000,
@@ -792,15 +753,15 @@ fn below_initial_margin_only_reducing_trades() {
         }
     );
     let t = h.simple_trade(5, 2, CALL, 1, 23_677); // fee 72: shortfall 21_773
-    accept(&mut h, &t);
+    h.accept(&t);
     let m = h.state.margin(5).unwrap();
     assert_eq!(m.initial - m.im_equity, 21_773);
-    assert_eq!(position(&h, 5, CALL), -8);
+    assert_eq!(h.position(5, CALL), -8);
 
     // A buy of a different series (no reduction of the requirement) is refused.
     let t = h.simple_trade(5, 3, PUT, 1, 1);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated { account: 5, .. }
     ));
 }
@@ -808,9 +769,9 @@ fn below_initial_margin_only_reducing_trades() {
 #[test]
 fn below_initial_margin_selling_a_long_is_accepted() {
     let mut h = setup();
-    deposit(&mut h, 5, 200_000);
-    trade(&mut h, 5, 4, PUT, 2, 4_000);
-    trade(&mut h, 2, 5, CALL, 10, 5_000);
+    h.fund(5, 200_000);
+    h.fill(5, 4, PUT, 2, 4_000);
+    h.fill(2, 5, CALL, 10, 5_000);
     tick(&mut h, 20, 105_000, &[(CALL, 12_000), (PUT, 2_000)]);
     let before = h.state.margin(5).unwrap();
     assert!(
@@ -818,7 +779,7 @@ fn below_initial_margin_selling_a_long_is_accepted() {
         "{before:?}"
     );
     // Selling one long put raises cash without raising the requirement: the shortfall shrinks.
-    trade(&mut h, 4, 5, PUT, 1, 2_000);
+    h.fill(4, 5, PUT, 1, 2_000);
     let after = h.state.margin(5).unwrap();
     assert_eq!(after.initial, before.initial);
     assert_eq!(
@@ -828,7 +789,7 @@ fn below_initial_margin_selling_a_long_is_accepted() {
     // Buying a long while below initial margin only widens the shortfall: refused.
     let t = h.simple_trade(5, 4, PUT, 1, 2_000);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated { account: 5, .. }
     ));
 }

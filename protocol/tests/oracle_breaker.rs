@@ -16,40 +16,6 @@ const FUNDS: u64 = 1_000_000;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn accept(h: &mut Harness, stx: &SignedTx) -> Effects {
-    h.submit(stx)
-        .unwrap_or_else(|e| panic!("expected acceptance of {}, got {e}", stx.tx.kind()))
-}
-
-/// Submits `stx`, expects a rejection, and checks that nothing changed.
-fn reject(h: &mut Harness, stx: &SignedTx) -> Rejection {
-    let root = h.state.root();
-    let accepted = h.accepted.len();
-    let time = h.state.time();
-    let underlyings = h.state.underlyings().to_vec();
-    let series = h.state.series().to_vec();
-    let err = match h.submit(stx) {
-        Ok(e) => panic!("expected a rejection of {}, got {e:?}", stx.tx.kind()),
-        Err(e) => e,
-    };
-    assert_eq!(h.state.root(), root, "rejected tx changed the root ({err})");
-    assert_eq!(h.accepted.len(), accepted);
-    assert_eq!(h.state.time(), time);
-    assert_eq!(h.state.underlyings(), &underlyings[..]);
-    assert_eq!(h.state.series(), &series[..]);
-    err
-}
-
-fn deposit(h: &mut Harness, account: u64, amount: u64) {
-    let d = h.deposit(account, amount);
-    accept(h, &d);
-}
-
-fn trade(h: &mut Harness, buyer: u64, seller: u64, series: u32, size: u64, price: u64) -> Effects {
-    let t = h.simple_trade(buyer, seller, series, size, price);
-    accept(h, &t)
-}
-
 fn report(
     oracle: u32,
     underlying: u32,
@@ -88,7 +54,7 @@ fn signed(h: &Harness, timestamp: u64, underlyings: Vec<UnderlyingTick>) -> Sign
 
 fn tick(h: &mut Harness, t: u64, prices: &[TickPrices]) -> Effects {
     let stx = h.tick(t, prices);
-    accept(h, &stx)
+    h.accept(&stx)
 }
 
 /// Call series 0 (K = 100_000, expiry 100_000) and put series 1 on underlying 0, and call
@@ -96,13 +62,13 @@ fn tick(h: &mut Harness, t: u64, prices: &[TickPrices]) -> Effects {
 fn setup(underlyings: usize) -> Harness {
     let mut h = Harness::new(ProtocolParams::small(), underlyings);
     let r = h.register(0, K, 100_000, OptionKind::Call, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let r = h.register(0, K, 100_000, OptionKind::Put, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let mut prices = vec![(0, K, vec![(0, 5_000), (1, 4_000)])];
     if underlyings > 1 {
         let r = h.register(1, 50_000, 100_000, OptionKind::Call, 1);
-        accept(&mut h, &r);
+        h.accept(&r);
         prices.push((1, 50_000, vec![(2, 2_000)]));
     }
     tick(&mut h, 10, &prices);
@@ -139,7 +105,7 @@ fn lower_median_of_four_reports() {
             reports,
         }],
     );
-    let e = accept(&mut h, &stx);
+    let e = h.accept(&stx);
     // Element (n-1)/2 = 1 of the sorted values: the lower median.
     assert_eq!(h.state.underlyings()[0].spot, 100_000);
     assert_eq!(h.state.underlyings()[0].last_update, ts);
@@ -167,7 +133,7 @@ fn median_of_three_reports_ignores_an_outlier() {
             ],
         }],
     );
-    accept(&mut h, &stx);
+    h.accept(&stx);
     assert_eq!(h.state.underlyings()[0].spot, 100_000);
     assert_eq!(h.state.series()[0].mark, 5_500);
     // A quoted series keeps its mark only if quoted: the put was not, so it is unchanged.
@@ -186,7 +152,7 @@ fn median_of_three_reports_ignores_an_outlier() {
             ],
         }],
     );
-    let e = accept(&mut h, &stx);
+    let e = h.accept(&stx);
     assert_eq!(h.state.underlyings()[0].spot, 101_000);
     assert!(!e.prices[0].tripped);
     assert_eq!(h.state.underlyings()[0].tripped_until, 0);
@@ -203,7 +169,7 @@ fn two_underlyings_in_one_tick() {
             quorum(1, 20, 51_000, &[(2, 2_500)]),
         ],
     );
-    let e = accept(&mut h, &stx);
+    let e = h.accept(&stx);
     assert_eq!(e.prices.len(), 2);
     assert_eq!(h.state.underlyings()[0].spot, 101_000);
     assert_eq!(h.state.underlyings()[1].spot, 51_000);
@@ -223,7 +189,7 @@ fn duplicate_signer_rejected() {
     ut.reports[2].oracle = 1;
     let stx = signed(&h, 20, vec![ut]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("signers must be strictly ascending (no duplicates)")
     );
     // Four reports, one of them a repeat, still do not make a quorum of distinct signers.
@@ -231,7 +197,7 @@ fn duplicate_signer_rejected() {
     ut.reports.push(report(2, 0, 20, K, &[]));
     let stx = signed(&h, 20, vec![ut]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("signers must be strictly ascending (no duplicates)")
     );
 }
@@ -243,7 +209,7 @@ fn unsorted_signers_rejected() {
     ut.reports.reverse(); // 2, 1, 0
     let stx = signed(&h, 20, vec![ut]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("signers must be strictly ascending (no duplicates)")
     );
 }
@@ -261,7 +227,7 @@ fn unregistered_oracle_rejected() {
         ],
     };
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), Rejection::UnregisteredOracle(4));
+    assert_eq!(h.reject(&stx), Rejection::UnregisteredOracle(4));
     // The highest registered index is fine.
     let ut = UnderlyingTick {
         underlying: 0,
@@ -272,7 +238,7 @@ fn unregistered_oracle_rejected() {
         ],
     };
     let stx = signed(&h, 20, vec![ut]);
-    accept(&mut h, &stx);
+    h.accept(&stx);
 }
 
 #[test]
@@ -282,7 +248,7 @@ fn fewer_than_quorum_rejected() {
     ut.reports.pop();
     let stx = signed(&h, 20, vec![ut]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("fewer reports than the quorum")
     );
     let stx = signed(
@@ -294,7 +260,7 @@ fn fewer_than_quorum_rejected() {
         }],
     );
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("fewer reports than the quorum")
     );
 }
@@ -306,20 +272,20 @@ fn report_with_other_timestamp_or_underlying_rejected() {
     let mut ut = quorum(0, 20, K, &[]);
     ut.reports[1].timestamp = 19;
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
     // Every report at another time than the tick.
     let ut = quorum(0, 21, K, &[]);
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
     let mut ut = quorum(0, 20, K, &[]);
     ut.reports[0].underlying = 1;
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
     // Underlying 1's reports filed under underlying 0.
     let mut ut = quorum(1, 20, 50_000, &[]);
     ut.underlying = 0;
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
 }
 
 #[test]
@@ -329,15 +295,15 @@ fn reports_quoting_different_series_rejected() {
     let mut ut = quorum(0, 20, K, &[(0, 5_000)]);
     ut.reports[2].marks[0].series = 1;
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
     let mut ut = quorum(0, 20, K, &[(0, 5_000), (1, 4_000)]);
     ut.reports[1].marks.pop();
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
     let mut ut = quorum(0, 20, K, &[]);
     ut.reports[1].marks.push(SeriesMark { series: 0, mark: 1 });
     let stx = signed(&h, 20, vec![ut]);
-    assert_eq!(reject(&mut h, &stx), msg);
+    assert_eq!(h.reject(&stx), msg);
 }
 
 #[test]
@@ -345,7 +311,7 @@ fn marks_out_of_order_rejected() {
     let mut h = setup(1);
     let stx = signed(&h, 20, vec![quorum(0, 20, K, &[(1, 1), (0, 1)])]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("marks must be by strictly ascending series")
     );
 }
@@ -354,14 +320,14 @@ fn marks_out_of_order_rejected() {
 fn mark_for_expired_series_rejected() {
     let mut h = setup(1);
     let r = h.register(0, K, 500, OptionKind::Call, 2); // series 2, expiry 500
-    accept(&mut h, &r);
+    h.accept(&r);
     tick(&mut h, 499, &[(0, K, vec![(2, 7_000)])]);
     assert_eq!(h.state.series()[2].mark, 7_000);
     // At the expiry time the series no longer takes marks.
     let stx = h.tick(500, &[(0, K, vec![(2, 7_000)])]);
-    assert_eq!(reject(&mut h, &stx), Rejection::SeriesExpired(2));
+    assert_eq!(h.reject(&stx), Rejection::SeriesExpired(2));
     let stx = h.tick(600, &[(0, K, vec![(0, 5_000), (2, 7_000)])]);
-    assert_eq!(reject(&mut h, &stx), Rejection::SeriesExpired(2));
+    assert_eq!(h.reject(&stx), Rejection::SeriesExpired(2));
     // Without that mark the tick settles it.
     tick(&mut h, 500, &[(0, K, vec![(0, 5_000)])]);
     assert_eq!(h.state.series()[2].settlement_price, K);
@@ -373,12 +339,12 @@ fn mark_for_series_of_another_underlying_rejected() {
     // Series 2 is on underlying 1.
     let stx = signed(&h, 20, vec![quorum(0, 20, K, &[(2, 1_000)])]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("mark quoted for a series of another underlying")
     );
     let stx = signed(&h, 20, vec![quorum(1, 20, 50_000, &[(0, 1_000)])]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadTick("mark quoted for a series of another underlying")
     );
 }
@@ -391,7 +357,7 @@ fn bad_oracle_signature_rejected() {
     if let Tx::OracleTick(t) = &mut stx.tx {
         t.underlyings[0].reports[1].marks[0].mark = 50_000;
     }
-    match reject(&mut h, &stx) {
+    match h.reject(&stx) {
         Rejection::BadSignature { signer, source } => {
             assert_eq!(signer, "oracle 1");
             assert_eq!(source, SignatureError::Mismatch);
@@ -406,7 +372,7 @@ fn bad_oracle_signature_rejected() {
     let (k0, k1, k3) = (oracle_key(0), oracle_key(1), oracle_key(3));
     let stx = Tx::OracleTick(t.clone()).sign(CHAIN_ID, &[&k0, &k1, &k3]);
     assert!(matches!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::BadSignature {
             source: SignatureError::Mismatch,
             ..
@@ -415,17 +381,11 @@ fn bad_oracle_signature_rejected() {
     // Signatures in the wrong order.
     let k2 = oracle_key(2);
     let stx = Tx::OracleTick(t.clone()).sign(CHAIN_ID, &[&k1, &k0, &k2]);
-    assert!(matches!(
-        reject(&mut h, &stx),
-        Rejection::BadSignature { .. }
-    ));
+    assert!(matches!(h.reject(&stx), Rejection::BadSignature { .. }));
     // A missing signature.
     let mut stx = Tx::OracleTick(t).sign(CHAIN_ID, &[&k0, &k1, &k2]);
     stx.signatures.pop();
-    assert!(matches!(
-        reject(&mut h, &stx),
-        Rejection::BadSignature { .. }
-    ));
+    assert!(matches!(h.reject(&stx), Rejection::BadSignature { .. }));
 }
 
 #[test]
@@ -433,7 +393,7 @@ fn stale_or_repeated_timestamp_rejected() {
     let mut h = setup(1);
     let stx = h.tick(10, &[(0, K, vec![])]);
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::StaleTimestamp {
             previous: 10,
             got: 10
@@ -451,11 +411,11 @@ fn stale_or_repeated_timestamp_rejected() {
 fn setup_positions(n: usize) -> Harness {
     let mut h = setup(n);
     for a in [2, 3, 4, 6] {
-        deposit(&mut h, a, FUNDS);
+        h.fund(a, FUNDS);
     }
-    deposit(&mut h, 5, 150_150);
-    trade(&mut h, 2, 5, 0, 10, 5_000);
-    trade(&mut h, 2, 3, 0, 10, 5_000);
+    h.fund(5, 150_150);
+    h.fill(2, 5, 0, 10, 5_000);
+    h.fill(2, 3, 0, 10, 5_000);
     h
 }
 
@@ -472,52 +432,52 @@ fn breaker_trips_pauses_and_recovers_after_cooldown() {
 
     // Liquidations paused.
     let l = h.liquidate(4, 5, 0, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::LiquidationsPaused(0));
+    assert_eq!(h.reject(&l), Rejection::LiquidationsPaused(0));
     // Risk-increasing trades refused: both sides new...
     let t = h.simple_trade(6, 4, 0, 1, 30_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // ...buyer reduces but seller opens a short...
     let t = h.simple_trade(3, 4, 0, 1, 30_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // ...seller reduces a long but buyer opens one.
     let t = h.simple_trade(6, 2, 0, 1, 30_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // The put on the same underlying is halted as well.
     let t = h.simple_trade(6, 4, 1, 1, 100);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // A trade where both sides reduce is accepted.
-    trade(&mut h, 3, 2, 0, 5, 30_000);
+    h.fill(3, 2, 0, 5, 30_000);
     assert_eq!(h.state.account(3).unwrap().position(0), -5);
     assert_eq!(h.state.account(2).unwrap().position(0), 15);
     // A buy that flips a short into a long is not a reduction.
     let t = h.simple_trade(3, 2, 0, 6, 30_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // Closing to exactly zero is.
-    trade(&mut h, 3, 2, 0, 5, 30_000);
+    h.fill(3, 2, 0, 5, 30_000);
     assert_eq!(h.state.account(3).unwrap().position(0), 0);
 
     // Deposits and withdrawals are not gated by the breaker (§9).
-    deposit(&mut h, 6, 10);
+    h.fund(6, 10);
     let w = h.withdraw(6, 10);
-    accept(&mut h, &w);
+    h.accept(&w);
 
     // A small-move tick inside the cooldown: no new trip, still halted.
     let e = tick(&mut h, 399, &[(0, 131_000, vec![(0, 30_000)])]);
     assert!(!e.prices[0].tripped);
     assert_eq!(h.state.underlyings()[0].tripped_until, 400);
     let l = h.liquidate(4, 5, 0, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::LiquidationsPaused(0));
+    assert_eq!(h.reject(&l), Rejection::LiquidationsPaused(0));
     let t = h.simple_trade(6, 4, 0, 1, 30_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
 
     // At tripped_until the cooldown is over.
     let e = tick(&mut h, 400, &[(0, 131_000, vec![(0, 30_000)])]);
     assert!(!e.prices[0].tripped);
     assert!(!h.state.underlyings()[0].is_halted(400));
     let l = h.liquidate(4, 5, 0, 1, 0);
-    accept(&mut h, &l);
+    h.accept(&l);
     assert_eq!(h.state.account(5).unwrap().position(0), -9);
-    trade(&mut h, 6, 4, 0, 1, 30_000);
+    h.fill(6, 4, 0, 1, 30_000);
     assert_eq!(h.state.account(6).unwrap().position(0), 1);
 }
 
@@ -531,7 +491,7 @@ fn a_new_big_move_during_cooldown_extends_it() {
     assert_eq!(h.state.underlyings()[0].tripped_until, 650);
     tick(&mut h, 400, &[(0, 100_000, vec![])]);
     let t = h.simple_trade(6, 4, 0, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
 }
 
 #[test]
@@ -542,14 +502,14 @@ fn breaker_is_per_underlying() {
         100,
         vec![quorum(0, 100, 50_000, &[]), quorum(1, 100, 50_500, &[])],
     );
-    let e = accept(&mut h, &stx);
+    let e = h.accept(&stx);
     assert!(e.prices[0].tripped);
     assert!(!e.prices[1].tripped);
     assert_eq!(h.state.underlyings()[1].tripped_until, 0);
     let t = h.simple_trade(6, 4, 0, 1, 100);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // Series 2 lives on underlying 1, which trades normally.
-    trade(&mut h, 6, 4, 2, 1, 2_000);
+    h.fill(6, 4, 2, 1, 2_000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,8 +536,8 @@ fn staleness_halts_between_ticks_and_trips_on_the_next() {
     tick(&mut h, 621, &[(1, 50_000, vec![])]);
     assert_eq!(h.state.underlyings()[0].tripped_until, 0);
     assert!(h.state.underlyings()[0].is_halted(621));
-    assert_eq!(reject(&mut h, &l), Rejection::LiquidationsPaused(0));
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&l), Rejection::LiquidationsPaused(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
     // Underlying 1 is fresh and unaffected.
     assert!(!h.state.underlyings()[1].is_halted(621));
 
@@ -586,7 +546,7 @@ fn staleness_halts_between_ticks_and_trips_on_the_next() {
     assert!(e.prices[0].tripped);
     assert_eq!(h.state.underlyings()[0].tripped_until, 922);
     assert_eq!(h.state.underlyings()[0].last_update, 622);
-    assert_eq!(reject(&mut h, &l), Rejection::LiquidationsPaused(0));
+    assert_eq!(h.reject(&l), Rejection::LiquidationsPaused(0));
 
     // After the cooldown, with a fresh tick, everything works again.
     tick(
@@ -595,8 +555,8 @@ fn staleness_halts_between_ticks_and_trips_on_the_next() {
         &[(0, 110_000, vec![(0, 12_001)]), (1, 50_000, vec![])],
     );
     assert!(!h.state.underlyings()[0].is_halted(922));
-    accept(&mut h, &l);
-    accept(&mut h, &t);
+    h.accept(&l);
+    h.accept(&t);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,7 +576,7 @@ fn settlement_price_from_first_tick_at_or_after_expiry() {
     ];
     for (u, k, exp, kind, cs) in specs {
         let r = h.register(u, k, exp, kind, cs);
-        accept(&mut h, &r);
+        h.accept(&r);
     }
     tick(
         &mut h,
@@ -631,9 +591,9 @@ fn settlement_price_from_first_tick_at_or_after_expiry() {
         ],
     );
     for a in [2, 3] {
-        deposit(&mut h, a, FUNDS);
+        h.fund(a, FUNDS);
     }
-    trade(&mut h, 2, 3, 2, 3, 25_000); // 3 is short 3 of series 2
+    h.fill(2, 3, 2, 3, 25_000); // 3 is short 3 of series 2
     tick(&mut h, 500, &[(0, K, vec![]), (1, 50_000, vec![])]);
 
     // Just before expiry: nothing settles.
@@ -678,9 +638,9 @@ fn settlement_price_from_first_tick_at_or_after_expiry() {
         h.state.account(3).unwrap().collateral,
     );
     let st = h.settle(3, 2);
-    accept(&mut h, &st);
+    h.accept(&st);
     let st = h.settle(2, 2);
-    accept(&mut h, &st);
+    h.accept(&st);
     assert_eq!(h.state.account(3).unwrap().collateral, c3 - 60_000);
     assert_eq!(h.state.account(2).unwrap().collateral, c2 + 60_000);
     assert_eq!(h.state.account(1).unwrap().collateral, 0);

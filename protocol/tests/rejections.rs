@@ -10,7 +10,7 @@ use collar_protocol::tx::{
     UnderlyingTick, Withdraw,
 };
 use collar_protocol::{
-    Effects, OptionKind, ProtocolParams, PublicKey, Rejection, SignedTx, State, Tx, FEE_ACCOUNT,
+    OptionKind, ProtocolParams, PublicKey, Rejection, SignedTx, State, Tx, FEE_ACCOUNT,
     INSURANCE_FUND,
 };
 
@@ -27,46 +27,6 @@ const FUNDS: u64 = 1_000_000;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn accept(h: &mut Harness, stx: &SignedTx) -> Effects {
-    h.submit(stx)
-        .unwrap_or_else(|e| panic!("expected acceptance of {}, got {e}", stx.tx.kind()))
-}
-
-/// Submits `stx`, expects a rejection, and checks that nothing changed.
-fn reject(h: &mut Harness, stx: &SignedTx) -> Rejection {
-    let root = h.state.root();
-    let header = h.state.header();
-    let accepted = h.accepted.len();
-    let total = h.state.total_collateral();
-    let err = match h.submit(stx) {
-        Ok(e) => panic!("expected a rejection of {}, got {e:?}", stx.tx.kind()),
-        Err(e) => e,
-    };
-    assert_eq!(h.state.root(), root, "rejected tx changed the root ({err})");
-    assert_eq!(h.state.header(), header, "rejected tx changed the header");
-    assert_eq!(h.accepted.len(), accepted);
-    assert_eq!(h.state.total_collateral(), total);
-    err
-}
-
-fn deposit(h: &mut Harness, account: u64, amount: u64) {
-    let d = h.deposit(account, amount);
-    accept(h, &d);
-}
-
-fn trade(h: &mut Harness, buyer: u64, seller: u64, series: u32, size: u64, price: u64) -> Effects {
-    let t = h.simple_trade(buyer, seller, series, size, price);
-    accept(h, &t)
-}
-
-fn collateral(h: &Harness, id: u64) -> u64 {
-    h.state.account(id).unwrap().collateral
-}
-
-fn position(h: &Harness, id: u64, series: u32) -> i64 {
-    h.state.account(id).unwrap().position(series)
-}
-
 fn ceil_div(a: u128, b: u128) -> u128 {
     a.div_ceil(b)
 }
@@ -77,13 +37,13 @@ fn ceil_div(a: u128, b: u128) -> u128 {
 fn setup() -> Harness {
     let mut h = Harness::new(ProtocolParams::small(), 1);
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let r = h.register(0, K, EXPIRY, OptionKind::Put, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let t = h.tick(10, &[(0, 100_000, vec![(CALL, 5_000), (PUT, 4_000)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     for a in [2, 3, 4] {
-        deposit(&mut h, a, FUNDS);
+        h.fund(a, FUNDS);
     }
     h
 }
@@ -92,10 +52,10 @@ fn setup() -> Harness {
 /// sold at 5_000 (150_150, leaving collateral 200_000) and sells it to account 2.
 fn setup_victim() -> Harness {
     let mut h = setup();
-    deposit(&mut h, 5, 150_150);
-    trade(&mut h, 2, 5, CALL, 10, 5_000);
-    assert_eq!(collateral(&h, 5), 200_000);
-    assert_eq!(position(&h, 5, CALL), -10);
+    h.fund(5, 150_150);
+    h.fill(2, 5, CALL, 10, 5_000);
+    assert_eq!(h.collateral(5), 200_000);
+    assert_eq!(h.position(5, CALL), -10);
     h
 }
 
@@ -104,7 +64,7 @@ fn setup_victim() -> Harness {
 fn setup_liquidatable() -> Harness {
     let mut h = setup_victim();
     let t = h.tick(20, &[(0, 110_000, vec![(CALL, 12_001), (PUT, 1_000)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let m = h.state.margin(5).unwrap();
     assert_eq!(m.equity, 79_990);
     assert_eq!(m.maintenance, 110_000);
@@ -265,7 +225,7 @@ fn invalid_params_at_genesis() {
 fn out_of_range_quantities() {
     let mut h = setup();
     let d = h.deposit(2, 1 << 63);
-    let err = reject(&mut h, &d);
+    let err = h.reject(&d);
     assert_eq!(
         err,
         Rejection::OutOfRange {
@@ -277,7 +237,7 @@ fn out_of_range_quantities() {
 
     let r = h.register(0, 1 << 48, EXPIRY, OptionKind::Call, 1);
     assert_eq!(
-        reject(&mut h, &r),
+        h.reject(&r),
         Rejection::OutOfRange {
             field: "strike",
             value: 1 << 48,
@@ -286,7 +246,7 @@ fn out_of_range_quantities() {
     );
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1 << 16);
     assert!(matches!(
-        reject(&mut h, &r),
+        h.reject(&r),
         Rejection::OutOfRange {
             field: "contract size",
             bits: 16,
@@ -295,7 +255,7 @@ fn out_of_range_quantities() {
     ));
     let r = h.register(0, K, 1 << 40, OptionKind::Call, 1);
     assert!(matches!(
-        reject(&mut h, &r),
+        h.reject(&r),
         Rejection::OutOfRange {
             field: "expiry",
             bits: 40,
@@ -308,7 +268,7 @@ fn out_of_range_quantities() {
     let s = h.order(3, CALL, Side::Sell, 5_000, 1 << 40);
     let t = h.trade(b, s, 1 << 40, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "fill size",
             value: 1 << 40,
@@ -319,7 +279,7 @@ fn out_of_range_quantities() {
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "order max_size",
             ..
@@ -330,7 +290,7 @@ fn out_of_range_quantities() {
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "order id",
             bits: 32,
@@ -342,7 +302,7 @@ fn out_of_range_quantities() {
     s.expiry = 1 << 40;
     let t = h.trade(b, s, 1, 5_000);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "order expiry",
             ..
@@ -353,7 +313,7 @@ fn out_of_range_quantities() {
     s.max_fee_bps = 1 << 14;
     let t = h.trade(b, s, 1, 5_000);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "order max_fee_bps",
             bits: 14,
@@ -365,7 +325,7 @@ fn out_of_range_quantities() {
     let key = h.key(2);
     let w = withdraw_tx(2, 1 << 63, 0).sign(CHAIN_ID, &[&key]);
     assert!(matches!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::OutOfRange {
             field: "withdrawal amount",
             ..
@@ -375,7 +335,7 @@ fn out_of_range_quantities() {
     // Oracle spot and tick timestamp.
     let t = h.tick(20, &[(0, 1 << 48, vec![])]);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "oracle spot",
             bits: 48,
@@ -384,7 +344,7 @@ fn out_of_range_quantities() {
     ));
     let t = h.tick(1 << 40, &[(0, K, vec![])]);
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OutOfRange {
             field: "tick timestamp",
             bits: 40,
@@ -397,22 +357,22 @@ fn out_of_range_quantities() {
 fn zero_quantities() {
     let mut h = setup_liquidatable();
     let d = h.deposit(2, 0);
-    assert_eq!(reject(&mut h, &d), Rejection::Zero("deposit amount"));
+    assert_eq!(h.reject(&d), Rejection::Zero("deposit amount"));
     let w = h.withdraw(2, 0);
-    assert_eq!(reject(&mut h, &w), Rejection::Zero("withdrawal amount"));
+    assert_eq!(h.reject(&w), Rejection::Zero("withdrawal amount"));
     let b = h.order(2, CALL, Side::Buy, 5_000, 1);
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 0, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::Zero("fill size"));
+    assert_eq!(h.reject(&t), Rejection::Zero("fill size"));
     let key = h.key(4);
     let l = liquidation_tx(4, 5, CALL, 1, 0, 0, 0).sign(CHAIN_ID, &[&key]);
-    assert_eq!(reject(&mut h, &l), Rejection::Zero("liquidation size"));
+    assert_eq!(h.reject(&l), Rejection::Zero("liquidation size"));
     let r = h.register(0, 0, EXPIRY, OptionKind::Call, 1);
-    assert_eq!(reject(&mut h, &r), Rejection::Zero("strike"));
+    assert_eq!(h.reject(&r), Rejection::Zero("strike"));
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 0);
-    assert_eq!(reject(&mut h, &r), Rejection::Zero("contract size"));
+    assert_eq!(h.reject(&r), Rejection::Zero("contract size"));
     let t = h.tick(30, &[(0, 0, vec![])]);
-    assert_eq!(reject(&mut h, &t), Rejection::Zero("oracle spot"));
+    assert_eq!(h.reject(&t), Rejection::Zero("oracle spot"));
 }
 
 #[test]
@@ -420,13 +380,13 @@ fn account_out_of_range() {
     let mut h = setup();
     // account_depth 8: ids 0..=255.
     let d = h.deposit(256, 10);
-    assert_eq!(reject(&mut h, &d), Rejection::AccountOutOfRange(256));
+    assert_eq!(h.reject(&d), Rejection::AccountOutOfRange(256));
     let d = h.deposit(u64::MAX, 10);
-    assert_eq!(reject(&mut h, &d), Rejection::AccountOutOfRange(u64::MAX));
+    assert_eq!(h.reject(&d), Rejection::AccountOutOfRange(u64::MAX));
     let s = h.settle(256, CALL);
-    assert_eq!(reject(&mut h, &s), Rejection::AccountOutOfRange(256));
+    assert_eq!(h.reject(&s), Rejection::AccountOutOfRange(256));
     // The last id in range is fine.
-    deposit(&mut h, 255, 10);
+    h.fund(255, 10);
     // Signed transactions resolve the signer's key first, so an out-of-range signer is unknown;
     // the rule itself (checked without signatures) names the range.
     let err = h.state.check(&withdraw_tx(256, 1, 0)).unwrap_err();
@@ -439,22 +399,22 @@ fn unknown_account() {
     // Withdrawal by an account that never deposited: its key cannot be resolved.
     let key = h.key(9);
     let w = withdraw_tx(9, 1, 0).sign(CHAIN_ID, &[&key]);
-    assert_eq!(reject(&mut h, &w), Rejection::UnknownAccount(9));
+    assert_eq!(h.reject(&w), Rejection::UnknownAccount(9));
     assert_eq!(
         h.state.check(&withdraw_tx(9, 1, 0)).unwrap_err(),
         Rejection::UnknownAccount(9)
     );
     // A trade with a counterparty that does not exist.
     let t = h.simple_trade(2, 9, CALL, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::UnknownAccount(9));
+    assert_eq!(h.reject(&t), Rejection::UnknownAccount(9));
     // A liquidation of a victim that does not exist (only the liquidator signs).
     let l = h.liquidate(4, 9, CALL, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::UnknownAccount(9));
+    assert_eq!(h.reject(&l), Rejection::UnknownAccount(9));
     // Settlement of an account that does not exist (unsigned).
     let t = h.tick(EXPIRY, &[(0, 100_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let s = h.settle(9, CALL);
-    assert_eq!(reject(&mut h, &s), Rejection::UnknownAccount(9));
+    assert_eq!(h.reject(&s), Rejection::UnknownAccount(9));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,7 +436,7 @@ fn bad_signature_wrong_key() {
     let mut h = setup();
     let k3 = h.key(3);
     let w = withdraw_tx(2, 10, 0).sign(CHAIN_ID, &[&k3]);
-    assert_bad_sig(&reject(&mut h, &w), "account 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&w), "account 2", SignatureError::Mismatch);
 
     // A trade whose sell order is signed by the buyer.
     let b = h.order(2, CALL, Side::Buy, 5_000, 1);
@@ -489,11 +449,11 @@ fn bad_signature_wrong_key() {
         price: 5_000,
     })
     .sign(CHAIN_ID, &[&k2, &k2]);
-    assert_bad_sig(&reject(&mut h, &t), "account 3", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&t), "account 3", SignatureError::Mismatch);
 
     // A liquidation signed by someone other than the liquidator.
     let l = liquidation_tx(4, 2, CALL, 1, 1, 0, 0).sign(CHAIN_ID, &[&k3]);
-    assert_bad_sig(&reject(&mut h, &l), "account 4", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&l), "account 4", SignatureError::Mismatch);
 
     // An oracle report signed with another oracle's key.
     let tick = tick_of(
@@ -505,7 +465,7 @@ fn bad_signature_wrong_key() {
     );
     let (k0, k2o) = (oracle_key(0), oracle_key(2));
     let t = Tx::OracleTick(tick).sign(CHAIN_ID, &[&k0, &k2o, &k2o]);
-    assert_bad_sig(&reject(&mut h, &t), "oracle 1", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&t), "oracle 1", SignatureError::Mismatch);
 }
 
 #[test]
@@ -515,13 +475,13 @@ fn bad_signature_field_flipped_after_signing() {
     if let Tx::Withdraw(x) = &mut w.tx {
         x.amount = 11;
     }
-    assert_bad_sig(&reject(&mut h, &w), "account 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&w), "account 2", SignatureError::Mismatch);
 
     let mut w = h.withdraw(2, 10);
     if let Tx::Withdraw(x) = &mut w.tx {
         x.recipient = L1Address([0xcd; 20]);
     }
-    assert_bad_sig(&reject(&mut h, &w), "account 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&w), "account 2", SignatureError::Mismatch);
 
     // Raise the buyer's limit after signing.
     let mut t = h.simple_trade(2, 3, CALL, 1, 5_000);
@@ -530,30 +490,26 @@ fn bad_signature_field_flipped_after_signing() {
         x.price = 6_000;
         x.sell.limit_price = 6_000;
     }
-    assert_bad_sig(&reject(&mut h, &t), "account 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&t), "account 2", SignatureError::Mismatch);
 
     // Enlarge the liquidation order's size after signing.
     let mut l = h.liquidate(4, 2, CALL, 1, 0);
     if let Tx::Liquidate(x) = &mut l.tx {
         x.order.max_size = 2;
     }
-    assert_bad_sig(&reject(&mut h, &l), "account 4", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&l), "account 4", SignatureError::Mismatch);
 
     // Move an oracle's spot after signing.
     let mut t = h.tick(20, &[(0, K, vec![])]);
     if let Tx::OracleTick(x) = &mut t.tx {
         x.underlyings[0].reports[2].spot = K + 1;
     }
-    assert_bad_sig(&reject(&mut h, &t), "oracle 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&t), "oracle 2", SignatureError::Mismatch);
 
     // Corrupt the signature itself: s not canonical.
     let mut w = h.withdraw(2, 10);
     w.signatures[0].s = [0xff; 32];
-    assert_bad_sig(
-        &reject(&mut h, &w),
-        "account 2",
-        SignatureError::NonCanonicalS,
-    );
+    assert_bad_sig(&h.reject(&w), "account 2", SignatureError::NonCanonicalS);
 }
 
 #[test]
@@ -566,7 +522,7 @@ fn bad_signature_wrong_domain() {
         tx: withdraw_tx(2, 10, 0),
         signatures: vec![sig],
     };
-    assert_bad_sig(&reject(&mut h, &w), "account 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&w), "account 2", SignatureError::Mismatch);
 
     // And a withdrawal signature reused as a liquidation signature.
     let wd = withdraw_tx(2, 10, 0);
@@ -575,7 +531,7 @@ fn bad_signature_wrong_domain() {
         tx: liquidation_tx(2, 3, CALL, 1, 1, 0, 0),
         signatures: vec![wsig],
     };
-    assert_bad_sig(&reject(&mut h, &l), "account 2", SignatureError::Mismatch);
+    assert_bad_sig(&h.reject(&l), "account 2", SignatureError::Mismatch);
 }
 
 #[test]
@@ -584,7 +540,7 @@ fn bad_signature_wrong_count() {
     let mut w = h.withdraw(2, 10);
     let sig = w.signatures[0];
     w.signatures.clear();
-    match reject(&mut h, &w) {
+    match h.reject(&w) {
         Rejection::BadSignature { signer, source } => {
             assert_eq!(signer, "0 signatures for 1 messages");
             assert_eq!(source, SignatureError::Mismatch);
@@ -592,7 +548,7 @@ fn bad_signature_wrong_count() {
         other => panic!("{other:?}"),
     }
     w.signatures = vec![sig, sig];
-    match reject(&mut h, &w) {
+    match h.reject(&w) {
         Rejection::BadSignature { signer, .. } => {
             assert_eq!(signer, "2 signatures for 1 messages")
         }
@@ -602,7 +558,7 @@ fn bad_signature_wrong_count() {
     let mut t = h.simple_trade(2, 3, CALL, 1, 5_000);
     t.signatures.pop();
     assert!(matches!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::BadSignature {
             source: SignatureError::Mismatch,
             ..
@@ -610,7 +566,7 @@ fn bad_signature_wrong_count() {
     ));
     // With the right count it goes through.
     w.signatures = vec![sig];
-    accept(&mut h, &w);
+    h.accept(&w);
 }
 
 #[test]
@@ -621,15 +577,15 @@ fn invalid_key_for_a_new_account() {
         pubkey: PublicKey::ZERO,
         amount: 10,
     }));
-    assert_eq!(reject(&mut h, &d), Rejection::InvalidKey(7));
+    assert_eq!(h.reject(&d), Rejection::InvalidKey(7));
     // An existing account ignores the key in the deposit.
     let d = SignedTx::unsigned(Tx::Deposit(Deposit {
         account: 2,
         pubkey: PublicKey::ZERO,
         amount: 10,
     }));
-    accept(&mut h, &d);
-    assert_eq!(collateral(&h, 2), FUNDS + 10);
+    h.accept(&d);
+    assert_eq!(h.collateral(2), FUNDS + 10);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,17 +596,17 @@ fn invalid_key_for_a_new_account() {
 fn bad_nonce_replayed_withdrawal() {
     let mut h = setup();
     let w = h.withdraw(2, 100);
-    accept(&mut h, &w);
-    assert_eq!(collateral(&h, 2), FUNDS - 100);
+    h.accept(&w);
+    assert_eq!(h.collateral(2), FUNDS - 100);
     assert_eq!(h.state.account(2).unwrap().nonce, 1);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::BadNonce {
             expected: 1,
             got: 0
         }
     );
-    assert_eq!(collateral(&h, 2), FUNDS - 100);
+    assert_eq!(h.collateral(2), FUNDS - 100);
 }
 
 #[test]
@@ -659,18 +615,18 @@ fn bad_nonce_gapped() {
     let key = h.key(2);
     let w = withdraw_tx(2, 100, 1).sign(CHAIN_ID, &[&key]);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::BadNonce {
             expected: 0,
             got: 1
         }
     );
     let w = withdraw_tx(2, 100, 0).sign(CHAIN_ID, &[&key]);
-    accept(&mut h, &w);
+    h.accept(&w);
     // Now nonce 1 is right, nonce 0 replays and 2 gaps.
     let w0 = withdraw_tx(2, 100, 0).sign(CHAIN_ID, &[&key]);
     assert_eq!(
-        reject(&mut h, &w0),
+        h.reject(&w0),
         Rejection::BadNonce {
             expected: 1,
             got: 0
@@ -678,7 +634,7 @@ fn bad_nonce_gapped() {
     );
     let w2 = withdraw_tx(2, 100, 2).sign(CHAIN_ID, &[&key]);
     assert_eq!(
-        reject(&mut h, &w2),
+        h.reject(&w2),
         Rejection::BadNonce {
             expected: 1,
             got: 2
@@ -692,7 +648,7 @@ fn bad_nonce_liquidation_order() {
     let key = h.key(4);
     let l = liquidation_tx(4, 5, CALL, 1, 1, 0, 3).sign(CHAIN_ID, &[&key]);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::BadNonce {
             expected: 0,
             got: 3
@@ -700,10 +656,10 @@ fn bad_nonce_liquidation_order() {
     );
     // A replayed liquidation order fails on its nonce.
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    accept(&mut h, &l);
+    h.accept(&l);
     assert_eq!(h.state.account(4).unwrap().nonce, 1);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::BadNonce {
             expected: 1,
             got: 0
@@ -720,7 +676,7 @@ fn insufficient_collateral() {
     let mut h = setup();
     let w = h.withdraw(2, FUNDS + 1);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::InsufficientCollateral {
             account: 2,
             available: FUNDS as u128,
@@ -728,10 +684,10 @@ fn insufficient_collateral() {
         }
     );
     // A buyer who cannot pay premium + fee (5_000 + 15).
-    deposit(&mut h, 6, 5_014);
+    h.fund(6, 5_014);
     let t = h.simple_trade(6, 3, CALL, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InsufficientCollateral {
             account: 6,
             available: 5_014,
@@ -740,18 +696,18 @@ fn insufficient_collateral() {
     );
     // A liquidator buying a long victim's position without the cash.
     let mut h = setup();
-    deposit(&mut h, 6, 100);
+    h.fund(6, 100);
     // Account 2 goes long 1 put and short 1 call; then the call rallies so 2 is liquidatable.
-    deposit(&mut h, 7, 20_000);
-    trade(&mut h, 7, 3, PUT, 1, 4_000); // 7 long put
-    trade(&mut h, 4, 7, CALL, 1, 5_000); // 7 short call
+    h.fund(7, 20_000);
+    h.fill(7, 3, PUT, 1, 4_000); // 7 long put
+    h.fill(4, 7, CALL, 1, 5_000); // 7 short call
     let t = h.tick(20, &[(0, 110_000, vec![(CALL, 40_000), (PUT, 2_000)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     assert!(h.state.margin(7).unwrap().is_liquidatable());
     // 6 buys 7's long put at 2_000 - 100 = 1_900 but holds 100.
     let l = h.liquidate(6, 7, PUT, 1, 1_900);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::InsufficientCollateral {
             account: 6,
             available: 100,
@@ -764,30 +720,30 @@ fn insufficient_collateral() {
 fn initial_margin_violated_by_trade() {
     let mut h = setup();
     // Short 10 calls at 5_000 needs im_equity >= 10·15_000: deposit + 50_000 - 150 - 50_000.
-    deposit(&mut h, 6, 150_149);
+    h.fund(6, 150_149);
     let t = h.simple_trade(2, 6, CALL, 10, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::InitialMarginViolated {
             account: 6,
             equity: 149_999,
             requirement: 150_000
         }
     );
-    assert_eq!(position(&h, 6, CALL), 0);
-    assert_eq!(position(&h, 2, CALL), 0);
+    assert_eq!(h.position(6, CALL), 0);
+    assert_eq!(h.position(2, CALL), 0);
 }
 
 #[test]
 fn initial_margin_violated_by_withdrawal() {
     let mut h = setup();
-    trade(&mut h, 2, 3, CALL, 10, 5_000);
+    h.fill(2, 3, CALL, 10, 5_000);
     // Account 3: collateral 1_049_850, im_equity 999_850, requirement 150_000.
     let m = h.state.margin(3).unwrap();
     assert_eq!((m.im_equity, m.initial), (999_850, 150_000));
     let w = h.withdraw(3, 849_851);
     assert_eq!(
-        reject(&mut h, &w),
+        h.reject(&w),
         Rejection::InitialMarginViolated {
             account: 3,
             equity: 149_999,
@@ -805,13 +761,13 @@ fn initial_margin_violated_by_withdrawal() {
 fn unknown_series() {
     let mut h = setup();
     let t = h.simple_trade(2, 3, 7, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::UnknownSeries(7));
+    assert_eq!(h.reject(&t), Rejection::UnknownSeries(7));
     let s = h.settle(2, 7);
-    assert_eq!(reject(&mut h, &s), Rejection::UnknownSeries(7));
+    assert_eq!(h.reject(&s), Rejection::UnknownSeries(7));
     let l = h.liquidate(4, 2, 7, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::UnknownSeries(7));
+    assert_eq!(h.reject(&l), Rejection::UnknownSeries(7));
     let t = h.tick(20, &[(0, K, vec![(2, 1_000)])]);
-    assert_eq!(reject(&mut h, &t), Rejection::UnknownSeries(2));
+    assert_eq!(h.reject(&t), Rejection::UnknownSeries(2));
 }
 
 #[test]
@@ -820,56 +776,56 @@ fn series_expired_after_expiry_tick() {
     // One second before expiry the series still trades (an intermediate tick keeps the
     // underlying fresh: stale_after_secs is 600).
     let t = h.tick(500, &[(0, 110_000, vec![(CALL, 12_001)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let t = h.tick(EXPIRY - 1, &[(0, 110_000, vec![(CALL, 12_001)])]);
-    accept(&mut h, &t);
-    trade(&mut h, 2, 3, CALL, 1, 12_000);
+    h.accept(&t);
+    h.fill(2, 3, CALL, 1, 12_000);
     let t = h.tick(EXPIRY, &[(0, 110_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let t = h.simple_trade(2, 3, CALL, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::SeriesExpired(CALL.into()));
+    assert_eq!(h.reject(&t), Rejection::SeriesExpired(CALL.into()));
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::SeriesExpired(CALL.into()));
+    assert_eq!(h.reject(&l), Rejection::SeriesExpired(CALL.into()));
 }
 
 #[test]
 fn series_not_settled() {
     let mut h = setup();
-    trade(&mut h, 2, 3, CALL, 1, 5_000);
+    h.fill(2, 3, CALL, 1, 5_000);
     let s = h.settle(2, CALL);
-    assert_eq!(reject(&mut h, &s), Rejection::SeriesNotSettled(CALL.into()));
+    assert_eq!(h.reject(&s), Rejection::SeriesNotSettled(CALL.into()));
     let t = h.tick(EXPIRY - 1, &[(0, 110_000, vec![])]);
-    accept(&mut h, &t);
-    assert_eq!(reject(&mut h, &s), Rejection::SeriesNotSettled(CALL.into()));
+    h.accept(&t);
+    assert_eq!(h.reject(&s), Rejection::SeriesNotSettled(CALL.into()));
 }
 
 #[test]
 fn unknown_underlying() {
     let mut h = setup();
     let r = h.register(1, K, EXPIRY, OptionKind::Call, 1);
-    assert_eq!(reject(&mut h, &r), Rejection::UnknownUnderlying(1));
+    assert_eq!(h.reject(&r), Rejection::UnknownUnderlying(1));
     let t = h.tick(20, &[(1, K, vec![])]);
-    assert_eq!(reject(&mut h, &t), Rejection::UnknownUnderlying(1));
+    assert_eq!(h.reject(&t), Rejection::UnknownUnderlying(1));
 }
 
 #[test]
 fn no_price() {
     let mut h = Harness::new(ProtocolParams::small(), 2);
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1);
-    accept(&mut h, &r);
+    h.accept(&r);
     let r = h.register(1, K, EXPIRY, OptionKind::Call, 1);
-    accept(&mut h, &r);
-    deposit(&mut h, 2, FUNDS);
-    deposit(&mut h, 3, FUNDS);
+    h.accept(&r);
+    h.fund(2, FUNDS);
+    h.fund(3, FUNDS);
     let t = h.simple_trade(2, 3, 0, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::NoPrice(0));
+    assert_eq!(h.reject(&t), Rejection::NoPrice(0));
     let t = h.tick(10, &[(0, K, vec![(0, 5_000)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let t = h.simple_trade(2, 3, 1, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::NoPrice(1));
+    assert_eq!(h.reject(&t), Rejection::NoPrice(1));
     let l = h.liquidate(2, 3, 1, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::NoPrice(1));
-    trade(&mut h, 2, 3, 0, 1, 5_000);
+    assert_eq!(h.reject(&l), Rejection::NoPrice(1));
+    h.fill(2, 3, 0, 1, 5_000);
 }
 
 #[test]
@@ -877,20 +833,20 @@ fn position_limit() {
     let mut h = setup();
     for strike in [90_000, 110_000, 120_000] {
         let r = h.register(0, strike, EXPIRY, OptionKind::Call, 1);
-        accept(&mut h, &r);
+        h.accept(&r);
     }
     for series in 0..4 {
-        trade(&mut h, 2, 3, series, 1, 100);
+        h.fill(2, 3, series, 1, 100);
     }
     // Buyer 2 has all 4 slots taken; a fifth series does not fit.
     let t = h.simple_trade(2, 4, 4, 1, 100);
-    assert_eq!(reject(&mut h, &t), Rejection::PositionLimit(2));
+    assert_eq!(h.reject(&t), Rejection::PositionLimit(2));
     // Seller 3 likewise.
     let t = h.simple_trade(4, 3, 4, 1, 100);
-    assert_eq!(reject(&mut h, &t), Rejection::PositionLimit(3));
+    assert_eq!(h.reject(&t), Rejection::PositionLimit(3));
     // Adding to an existing position needs no new slot.
-    trade(&mut h, 2, 4, 3, 1, 100);
-    assert_eq!(position(&h, 2, 3), 2);
+    h.fill(2, 4, 3, 1, 100);
+    assert_eq!(h.position(2, 3), 2);
 }
 
 #[test]
@@ -899,17 +855,17 @@ fn no_position() {
     // Account 5 is liquidatable but holds no put.
     let l = h.liquidate(4, 5, PUT, 1, 0);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::NoPosition {
             account: 5,
             series: PUT.into()
         }
     );
     let t = h.tick(EXPIRY, &[(0, 110_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let s = h.settle(4, CALL);
     assert_eq!(
-        reject(&mut h, &s),
+        h.reject(&s),
         Rejection::NoPosition {
             account: 4,
             series: CALL.into()
@@ -917,7 +873,7 @@ fn no_position() {
     );
     let s = h.settle(2, PUT);
     assert_eq!(
-        reject(&mut h, &s),
+        h.reject(&s),
         Rejection::NoPosition {
             account: 2,
             series: PUT.into()
@@ -925,9 +881,9 @@ fn no_position() {
     );
     // Settling twice: the second finds no position.
     let s = h.settle(5, CALL);
-    accept(&mut h, &s);
+    h.accept(&s);
     assert_eq!(
-        reject(&mut h, &s),
+        h.reject(&s),
         Rejection::NoPosition {
             account: 5,
             series: CALL.into()
@@ -947,23 +903,23 @@ fn order_mismatch_sides_and_series() {
     let a = h.order(2, CALL, Side::Sell, 5_000, 1);
     let b = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(a, b, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), msg_sides);
+    assert_eq!(h.reject(&t), msg_sides);
     // Both buy.
     let a = h.order(2, CALL, Side::Buy, 5_000, 1);
     let b = h.order(3, CALL, Side::Buy, 5_000, 1);
     let t = h.trade(a, b, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), msg_sides);
+    assert_eq!(h.reject(&t), msg_sides);
     // Swapped.
     let a = h.order(2, CALL, Side::Sell, 5_000, 1);
     let b = h.order(3, CALL, Side::Buy, 5_000, 1);
     let t = h.trade(a, b, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), msg_sides);
+    assert_eq!(h.reject(&t), msg_sides);
     // Series mismatch.
     let a = h.order(2, CALL, Side::Buy, 5_000, 1);
     let b = h.order(3, PUT, Side::Sell, 4_000, 1);
     let t = h.trade(a, b, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OrderMismatch("orders are for different series")
     );
 }
@@ -975,7 +931,7 @@ fn price_limit_buy_and_sell() {
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b.clone(), s.clone(), 1, 6_001);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::PriceLimit {
             price: 6_001,
             limit: 6_000
@@ -983,7 +939,7 @@ fn price_limit_buy_and_sell() {
     );
     let t = h.trade(b.clone(), s.clone(), 1, 4_999);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::PriceLimit {
             price: 4_999,
             limit: 5_000
@@ -993,7 +949,7 @@ fn price_limit_buy_and_sell() {
     let b2 = h.order(2, CALL, Side::Buy, 4_000, 1);
     let t = h.trade(b2.clone(), s.clone(), 1, 4_500);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::PriceLimit {
             price: 4_500,
             limit: 4_000
@@ -1001,14 +957,14 @@ fn price_limit_buy_and_sell() {
     );
     let t = h.trade(b2, s.clone(), 1, 4_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::PriceLimit {
             price: 4_000,
             limit: 5_000
         }
     );
     let t = h.trade(b, s, 1, 5_500);
-    accept(&mut h, &t);
+    h.accept(&t);
 }
 
 #[test]
@@ -1018,14 +974,14 @@ fn price_limit_liquidation() {
     // lowest it takes.
     let l = h.liquidate(4, 5, CALL, 1, 12_603);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::PriceLimit {
             price: 12_602,
             limit: 12_603
         }
     );
     let l = h.liquidate(4, 5, CALL, 1, 12_602);
-    accept(&mut h, &l);
+    h.accept(&l);
 }
 
 #[test]
@@ -1036,18 +992,12 @@ fn order_expired() {
     b.expiry = 9;
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
-    assert_eq!(
-        reject(&mut h, &t),
-        Rejection::OrderExpired { expiry: 9, now: 10 }
-    );
+    assert_eq!(h.reject(&t), Rejection::OrderExpired { expiry: 9, now: 10 });
     let b = h.order(2, CALL, Side::Buy, 5_000, 1);
     let mut s = h.order(3, CALL, Side::Sell, 5_000, 1);
     s.expiry = 0;
     let t = h.trade(b, s, 1, 5_000);
-    assert_eq!(
-        reject(&mut h, &t),
-        Rejection::OrderExpired { expiry: 0, now: 10 }
-    );
+    assert_eq!(h.reject(&t), Rejection::OrderExpired { expiry: 0, now: 10 });
 }
 
 #[test]
@@ -1058,14 +1008,14 @@ fn order_id_stale() {
     b.order_id = 5;
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
-    accept(&mut h, &t);
+    h.accept(&t);
     assert_eq!(h.state.account(2).unwrap().orders[&1].order_id, 5);
     let mut b = h.order(2, CALL, Side::Buy, 5_000, 1);
     b.order_id = 1;
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OrderIdStale {
             order_id: 1,
             slot_order_id: 5
@@ -1077,7 +1027,7 @@ fn order_id_stale() {
     s.order_id = 1;
     let t = h.trade(b, s, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::OrderIdStale {
             order_id: 1,
             slot_order_id: 5
@@ -1088,7 +1038,7 @@ fn order_id_stale() {
     b.order_id = 9;
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
-    accept(&mut h, &t);
+    h.accept(&t);
     let slot = h.state.account(2).unwrap().orders[&1];
     assert_eq!((slot.order_id, slot.filled), (9, 1));
 }
@@ -1096,12 +1046,12 @@ fn order_id_stale() {
 #[test]
 fn overfilled_partial_fills_across_counterparties() {
     let mut h = setup();
-    deposit(&mut h, 6, FUNDS);
+    h.fund(6, FUNDS);
     let b = h.order(2, CALL, Side::Buy, 5_000, 5);
     let slot = b.order_id & 3;
     let s1 = h.order(3, CALL, Side::Sell, 5_000, 3);
     let first = h.trade(b.clone(), s1, 3, 5_000);
-    accept(&mut h, &first);
+    h.accept(&first);
     let o = h.state.account(2).unwrap().orders[&slot];
     assert_eq!((o.order_id, o.filled), (b.order_id, 3));
 
@@ -1109,39 +1059,39 @@ fn overfilled_partial_fills_across_counterparties() {
     let s2 = h.order(4, CALL, Side::Sell, 5_000, 2);
     let mut second = h.trade(b.clone(), s2, 2, 5_000);
     second.signatures[0] = first.signatures[0];
-    accept(&mut h, &second);
+    h.accept(&second);
     let o = h.state.account(2).unwrap().orders[&slot];
     assert_eq!((o.order_id, o.filled), (b.order_id, 5));
-    assert_eq!(position(&h, 2, CALL), 5);
+    assert_eq!(h.position(2, CALL), 5);
 
     let s3 = h.order(6, CALL, Side::Sell, 5_000, 1);
     let mut third = h.trade(b, s3, 1, 5_000);
     third.signatures[0] = first.signatures[0];
     assert_eq!(
-        reject(&mut h, &third),
+        h.reject(&third),
         Rejection::Overfilled {
             filled: 6,
             max_size: 5
         }
     );
-    assert_eq!(position(&h, 6, CALL), 0);
+    assert_eq!(h.position(6, CALL), 0);
 }
 
 #[test]
 fn overfilled_replayed_trade() {
     let mut h = setup();
     let t = h.simple_trade(2, 3, CALL, 10, 5_000);
-    accept(&mut h, &t);
-    let (c2, c3) = (collateral(&h, 2), collateral(&h, 3));
+    h.accept(&t);
+    let (c2, c3) = (h.collateral(2), h.collateral(3));
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::Overfilled {
             filled: 20,
             max_size: 10
         }
     );
-    assert_eq!((collateral(&h, 2), collateral(&h, 3)), (c2, c3));
-    assert_eq!(position(&h, 2, CALL), 10);
+    assert_eq!((h.collateral(2), h.collateral(3)), (c2, c3));
+    assert_eq!(h.position(2, CALL), 10);
 }
 
 #[test]
@@ -1150,7 +1100,7 @@ fn overfilled_liquidation_beyond_its_max_size() {
     let key = h.key(4);
     let l = liquidation_tx(4, 5, CALL, 2, 3, 0, 0).sign(CHAIN_ID, &[&key]);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::Overfilled {
             filled: 3,
             max_size: 2
@@ -1166,7 +1116,7 @@ fn fee_cap_exceeded() {
     let s = h.order(3, CALL, Side::Sell, 5_000, 1);
     let t = h.trade(b, s, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::FeeCapExceeded {
             fee_bps: 30,
             cap_bps: 29
@@ -1177,7 +1127,7 @@ fn fee_cap_exceeded() {
     s.max_fee_bps = 0;
     let t = h.trade(b, s, 1, 5_000);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::FeeCapExceeded {
             fee_bps: 30,
             cap_bps: 0
@@ -1189,9 +1139,9 @@ fn fee_cap_exceeded() {
 fn self_trade() {
     let mut h = setup_liquidatable();
     let t = h.simple_trade(2, 2, CALL, 1, 5_000);
-    assert_eq!(reject(&mut h, &t), Rejection::SelfTrade);
+    assert_eq!(h.reject(&t), Rejection::SelfTrade);
     let l = h.liquidate(5, 5, CALL, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::SelfTrade);
+    assert_eq!(h.reject(&l), Rejection::SelfTrade);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1204,7 +1154,7 @@ fn not_liquidatable() {
     // Exactly at initial margin, well above maintenance: equity 150_000 >= 100_000.
     let l = h.liquidate(4, 5, CALL, 1, 0);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::NotLiquidatable {
             account: 5,
             equity: 150_000,
@@ -1214,7 +1164,7 @@ fn not_liquidatable() {
     // An account with no short at all.
     let l = h.liquidate(4, 2, CALL, 1, u64::MAX);
     assert!(matches!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::NotLiquidatable { account: 2, .. }
     ));
 }
@@ -1224,7 +1174,7 @@ fn liquidation_too_large() {
     let mut h = setup_liquidatable();
     let l = h.liquidate(4, 5, CALL, 11, 0);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::LiquidationTooLarge {
             size: 11,
             position: 10
@@ -1236,19 +1186,19 @@ fn liquidation_too_large() {
 fn liquidation_of_a_short_moves_exact_amounts() {
     let mut h = setup_liquidatable();
     let total = h.state.total_collateral();
-    let (fee0, fund0) = (collateral(&h, FEE_ACCOUNT), collateral(&h, INSURANCE_FUND));
+    let (fee0, fund0) = (h.collateral(FEE_ACCOUNT), h.collateral(INSURANCE_FUND));
     // price = mark + ceil(5% · mark) = 12_001 + ceil(600.05) = 12_602.
     let price = 12_001 + ceil_div(12_001 * 500, 10_000) as u64;
     assert_eq!(price, 12_602);
     let l = h.liquidate(4, 5, CALL, 4, price);
-    accept(&mut h, &l);
-    assert_eq!(collateral(&h, 5), 200_000 - 4 * price);
-    assert_eq!(position(&h, 5, CALL), -6);
-    assert_eq!(collateral(&h, 4), FUNDS + 4 * price);
-    assert_eq!(position(&h, 4, CALL), -4);
+    h.accept(&l);
+    assert_eq!(h.collateral(5), 200_000 - 4 * price);
+    assert_eq!(h.position(5, CALL), -6);
+    assert_eq!(h.collateral(4), FUNDS + 4 * price);
+    assert_eq!(h.position(4, CALL), -4);
     assert_eq!(h.state.account(4).unwrap().nonce, 1);
-    assert_eq!(collateral(&h, FEE_ACCOUNT), fee0);
-    assert_eq!(collateral(&h, INSURANCE_FUND), fund0);
+    assert_eq!(h.collateral(FEE_ACCOUNT), fee0);
+    assert_eq!(h.collateral(INSURANCE_FUND), fund0);
     assert_eq!(h.state.total_collateral(), total);
     // Victim: equity 149_592 - 72_006 = 77_586 >= 6·11_000, no longer liquidatable.
     let m = h.state.margin(5).unwrap();
@@ -1256,10 +1206,10 @@ fn liquidation_of_a_short_moves_exact_amounts() {
     assert_eq!(m.maintenance, 66_000);
     let l = h.liquidate(4, 5, CALL, 1, 0);
     assert!(matches!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::NotLiquidatable { account: 5, .. }
     ));
-    assert_eq!(position(&h, 5, CALL), -6);
+    assert_eq!(h.position(5, CALL), -6);
 }
 
 #[test]
@@ -1267,21 +1217,21 @@ fn victim_position_only_shrinks() {
     let mut h = setup_victim();
     // Deeply underwater: equity 200_000 - 10·40_000 < 0.
     let t = h.tick(20, &[(0, 110_000, vec![(CALL, 40_000)])]);
-    accept(&mut h, &t);
-    deposit(&mut h, INSURANCE_FUND, 10_000_000);
-    let mut prev = position(&h, 5, CALL);
+    h.accept(&t);
+    h.fund(INSURANCE_FUND, 10_000_000);
+    let mut prev = h.position(5, CALL);
     for size in [3, 3, 3, 1] {
         let l = h.liquidate(4, 5, CALL, size, 0);
-        accept(&mut h, &l);
-        let now = position(&h, 5, CALL);
+        h.accept(&l);
+        let now = h.position(5, CALL);
         assert!(now <= 0 && now.unsigned_abs() < prev.unsigned_abs());
         assert_eq!(prev - now, -(size as i64));
         prev = now;
     }
-    assert_eq!(position(&h, 5, CALL), 0);
+    assert_eq!(h.position(5, CALL), 0);
     // Nothing left: not liquidatable any more (no requirement) or no position.
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    let err = reject(&mut h, &l);
+    let err = h.reject(&l);
     assert!(matches!(
         err,
         Rejection::NotLiquidatable { .. } | Rejection::NoPosition { .. }
@@ -1292,7 +1242,7 @@ fn victim_position_only_shrinks() {
 fn setup_underwater() -> Harness {
     let mut h = setup_victim();
     let t = h.tick(20, &[(0, 119_000, vec![(CALL, 25_000)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     assert_eq!(h.state.margin(5).unwrap().equity, -50_000);
     h
 }
@@ -1303,15 +1253,15 @@ fn insurance_fund_exhausted_by_liquidation() {
     // price 25_000 + 1_250; cost 10·26_250 = 262_500; victim has 200_000; deficit 62_500.
     let l = h.liquidate(4, 5, CALL, 10, 0);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::InsuranceFundExhausted {
             available: 0,
             needed: 62_500
         }
     );
-    deposit(&mut h, INSURANCE_FUND, 62_499);
+    h.fund(INSURANCE_FUND, 62_499);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::InsuranceFundExhausted {
             available: 62_499,
             needed: 62_500
@@ -1322,45 +1272,45 @@ fn insurance_fund_exhausted_by_liquidation() {
 #[test]
 fn insurance_fund_covers_deficit_when_funded() {
     let mut h = setup_underwater();
-    deposit(&mut h, INSURANCE_FUND, 100_000);
+    h.fund(INSURANCE_FUND, 100_000);
     let total = h.state.total_collateral();
     let l = h.liquidate(4, 5, CALL, 10, 26_250);
-    accept(&mut h, &l);
-    assert_eq!(collateral(&h, 5), 0);
-    assert_eq!(position(&h, 5, CALL), 0);
-    assert_eq!(collateral(&h, INSURANCE_FUND), 100_000 - 62_500);
-    assert_eq!(collateral(&h, 4), FUNDS + 262_500);
-    assert_eq!(position(&h, 4, CALL), -10);
+    h.accept(&l);
+    assert_eq!(h.collateral(5), 0);
+    assert_eq!(h.position(5, CALL), 0);
+    assert_eq!(h.collateral(INSURANCE_FUND), 100_000 - 62_500);
+    assert_eq!(h.collateral(4), FUNDS + 262_500);
+    assert_eq!(h.position(4, CALL), -10);
     assert_eq!(h.state.total_collateral(), total);
 }
 
 #[test]
 fn insurance_fund_exhausted_by_settling_a_long_first() {
     let mut h = setup();
-    trade(&mut h, 2, 3, CALL, 10, 5_000);
+    h.fill(2, 3, CALL, 10, 5_000);
     let t = h.tick(EXPIRY, &[(0, 110_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     assert_eq!(h.state.series()[CALL as usize].settlement_price, 110_000);
-    let c2 = collateral(&h, 2);
+    let c2 = h.collateral(2);
     let s2 = h.settle(2, CALL);
     assert_eq!(
-        reject(&mut h, &s2),
+        h.reject(&s2),
         Rejection::InsuranceFundExhausted {
             available: 0,
             needed: 100_000
         }
     );
     // Once the short pays in, the long can be paid.
-    let c3 = collateral(&h, 3);
+    let c3 = h.collateral(3);
     let s3 = h.settle(3, CALL);
-    accept(&mut h, &s3);
-    assert_eq!(collateral(&h, 3), c3 - 100_000);
-    assert_eq!(collateral(&h, INSURANCE_FUND), 100_000);
-    accept(&mut h, &s2);
-    assert_eq!(collateral(&h, 2), c2 + 100_000);
-    assert_eq!(collateral(&h, INSURANCE_FUND), 0);
-    assert_eq!(position(&h, 2, CALL), 0);
-    assert_eq!(position(&h, 3, CALL), 0);
+    h.accept(&s3);
+    assert_eq!(h.collateral(3), c3 - 100_000);
+    assert_eq!(h.collateral(INSURANCE_FUND), 100_000);
+    h.accept(&s2);
+    assert_eq!(h.collateral(2), c2 + 100_000);
+    assert_eq!(h.collateral(INSURANCE_FUND), 0);
+    assert_eq!(h.position(2, CALL), 0);
+    assert_eq!(h.position(3, CALL), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1372,15 +1322,15 @@ fn liquidations_paused_and_breaker_tripped() {
     let mut h = setup_victim();
     // A 25% move trips the breaker until 20 + 300.
     let t = h.tick(20, &[(0, 125_000, vec![(CALL, 30_000)])]);
-    let e = accept(&mut h, &t);
+    let e = h.accept(&t);
     assert!(e.prices[0].tripped);
     assert_eq!(h.state.underlyings()[0].tripped_until, 320);
     assert!(h.state.margin(5).unwrap().is_liquidatable());
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::LiquidationsPaused(0));
+    assert_eq!(h.reject(&l), Rejection::LiquidationsPaused(0));
     // 4 opens a new long, 3 a new short: risk-increasing.
     let t = h.simple_trade(4, 3, CALL, 1, 30_000);
-    assert_eq!(reject(&mut h, &t), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&t), Rejection::BreakerTripped(0));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1392,7 +1342,7 @@ fn stale_timestamp() {
     let mut h = setup();
     let t = h.tick(10, &[(0, K, vec![])]);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::StaleTimestamp {
             previous: 10,
             got: 10
@@ -1400,25 +1350,25 @@ fn stale_timestamp() {
     );
     let t = h.tick(9, &[(0, K, vec![])]);
     assert_eq!(
-        reject(&mut h, &t),
+        h.reject(&t),
         Rejection::StaleTimestamp {
             previous: 10,
             got: 9
         }
     );
     let t = h.tick(11, &[(0, K, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
 }
 
 #[test]
 fn bad_tick_each_message() {
     let mut h = Harness::new(ProtocolParams::small(), 2);
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1); // series 0 on U0
-    accept(&mut h, &r);
+    h.accept(&r);
     let r = h.register(0, K, EXPIRY, OptionKind::Put, 1); // series 1 on U0
-    accept(&mut h, &r);
+    h.accept(&r);
     let r = h.register(1, K, EXPIRY, OptionKind::Call, 1); // series 2 on U1
-    accept(&mut h, &r);
+    h.accept(&r);
     let ts = 10;
     let ok = |u: u32, marks: &[(u32, u64)]| UnderlyingTick {
         underlying: u,
@@ -1499,7 +1449,7 @@ fn bad_tick_each_message() {
 
     for (tick, msg) in cases {
         let stx = h.sign_tick(tick);
-        assert_eq!(reject(&mut h, &stx), Rejection::BadTick(msg), "{msg}");
+        assert_eq!(h.reject(&stx), Rejection::BadTick(msg), "{msg}");
     }
     assert_eq!(h.state.time(), 0);
     assert_eq!(h.state.underlyings()[0].spot, 0);
@@ -1507,7 +1457,7 @@ fn bad_tick_each_message() {
         ts,
         vec![ok(0, &[(0, 5), (1, 5)]), ok(1, &[(2, 5)])],
     ));
-    accept(&mut h, &stx);
+    h.accept(&stx);
 }
 
 #[test]
@@ -1519,11 +1469,11 @@ fn unregistered_oracle() {
     };
     ut.reports[2].oracle = 4; // small params register oracles 0..=3
     let stx = h.sign_tick(tick_of(20, vec![ut.clone()]));
-    assert_eq!(reject(&mut h, &stx), Rejection::UnregisteredOracle(4));
+    assert_eq!(h.reject(&stx), Rejection::UnregisteredOracle(4));
     ut.reports[2].oracle = u32::MAX;
     let stx = h.sign_tick(tick_of(20, vec![ut.clone()]));
     assert_eq!(
-        reject(&mut h, &stx),
+        h.reject(&stx),
         Rejection::UnregisteredOracle(u32::MAX.into())
     );
     // The rule itself (without signature resolution) names it too.
@@ -1541,11 +1491,11 @@ fn registry_full() {
     let mut h = setup();
     for i in 0..6 {
         let r = h.register(0, K + 1_000 * (i + 1), EXPIRY, OptionKind::Call, 1);
-        accept(&mut h, &r);
+        h.accept(&r);
     }
     assert_eq!(h.state.series().len(), 8);
     let r = h.register(0, 1, EXPIRY, OptionKind::Put, 1);
-    assert_eq!(reject(&mut h, &r), Rejection::RegistryFull(8));
+    assert_eq!(h.reject(&r), Rejection::RegistryFull(8));
 }
 
 #[test]
@@ -1553,18 +1503,18 @@ fn invalid_series() {
     let mut h = setup();
     let r = h.register(0, K, EXPIRY, OptionKind::Call, 1);
     assert_eq!(
-        reject(&mut h, &r),
+        h.reject(&r),
         Rejection::InvalidSeries("an identical series is already registered")
     );
     // Time is 10: expiry at or before it is refused.
     let r = h.register(0, K, 10, OptionKind::Call, 1);
     assert_eq!(
-        reject(&mut h, &r),
+        h.reject(&r),
         Rejection::InvalidSeries("expiry must be after the current time")
     );
     let r = h.register(0, K, 3, OptionKind::Call, 1);
     assert_eq!(
-        reject(&mut h, &r),
+        h.reject(&r),
         Rejection::InvalidSeries("expiry must be after the current time")
     );
     // Differing in any field is a new series.
@@ -1574,7 +1524,7 @@ fn invalid_series() {
         (K + 1, EXPIRY, OptionKind::Call, 1),
     ] {
         let r = h.register(0, strike, expiry, kind, cs);
-        accept(&mut h, &r);
+        h.accept(&r);
     }
 }
 
@@ -1586,38 +1536,35 @@ fn invalid_series() {
 fn overflow_collateral_from_deposits() {
     let mut h = setup();
     let half = 1u64 << 62;
-    deposit(&mut h, 6, half);
-    deposit(&mut h, 6, half - 1); // 2^63 - 1: the largest collateral
-    assert_eq!(collateral(&h, 6), (1 << 63) - 1);
+    h.fund(6, half);
+    h.fund(6, half - 1); // 2^63 - 1: the largest collateral
+    assert_eq!(h.collateral(6), (1 << 63) - 1);
     let d = h.deposit(6, 1);
-    assert_eq!(reject(&mut h, &d), Rejection::Overflow("collateral"));
+    assert_eq!(h.reject(&d), Rejection::Overflow("collateral"));
     let mut h = setup();
-    deposit(&mut h, 6, half);
+    h.fund(6, half);
     let d = h.deposit(6, half);
-    assert_eq!(reject(&mut h, &d), Rejection::Overflow("collateral"));
+    assert_eq!(h.reject(&d), Rejection::Overflow("collateral"));
 }
 
 #[test]
 fn overflow_fee_account() {
     let mut h = setup();
-    deposit(&mut h, FEE_ACCOUNT, (1 << 63) - 1);
+    h.fund(FEE_ACCOUNT, (1 << 63) - 1);
     let t = h.simple_trade(2, 3, CALL, 1, 5_000);
-    assert_eq!(
-        reject(&mut h, &t),
-        Rejection::Overflow("fee account collateral")
-    );
+    assert_eq!(h.reject(&t), Rejection::Overflow("fee account collateral"));
 }
 
 #[test]
 fn overflow_insurance_fund_at_settlement() {
     let mut h = setup();
-    trade(&mut h, 2, 3, CALL, 1, 5_000);
+    h.fill(2, 3, CALL, 1, 5_000);
     let t = h.tick(EXPIRY, &[(0, 110_000, vec![])]);
-    accept(&mut h, &t);
-    deposit(&mut h, INSURANCE_FUND, (1 << 63) - 1);
+    h.accept(&t);
+    h.fund(INSURANCE_FUND, (1 << 63) - 1);
     let s = h.settle(3, CALL);
     assert_eq!(
-        reject(&mut h, &s),
+        h.reject(&s),
         Rejection::Overflow("insurance fund collateral")
     );
 }
@@ -1626,18 +1573,18 @@ fn overflow_insurance_fund_at_settlement() {
 fn overflow_position_size() {
     let mut h = setup();
     let max = (1u64 << bounds::SIZE_BITS) - 1;
-    deposit(&mut h, 6, 1 << 62);
-    deposit(&mut h, 7, 1 << 62);
+    h.fund(6, 1 << 62);
+    h.fund(7, 1 << 62);
     // 7 buys 2^40 - 1 contracts at price 1 from 6: the largest position either side.
-    trade(&mut h, 7, 6, CALL, max, 1);
-    assert_eq!(position(&h, 7, CALL), max as i64);
-    assert_eq!(position(&h, 6, CALL), -(max as i64));
+    h.fill(7, 6, CALL, max, 1);
+    assert_eq!(h.position(7, CALL), max as i64);
+    assert_eq!(h.position(6, CALL), -(max as i64));
     // One more contract on the long side...
     let t = h.simple_trade(7, 2, CALL, 1, 1);
-    assert_eq!(reject(&mut h, &t), Rejection::Overflow("position size"));
+    assert_eq!(h.reject(&t), Rejection::Overflow("position size"));
     // ...or on the short side leaves the size bound.
     let t = h.simple_trade(3, 6, CALL, 1, 1);
-    assert_eq!(reject(&mut h, &t), Rejection::Overflow("position size"));
+    assert_eq!(h.reject(&t), Rejection::Overflow("position size"));
 }
 
 #[test]
@@ -1645,9 +1592,9 @@ fn overflow_liquidation_price() {
     let mut h = setup_victim();
     // A mark of 2^64 - 1: mark + 5% leaves the contract-price bound.
     let t = h.tick(20, &[(0, 100_000, vec![(CALL, u64::MAX)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let l = h.liquidate(4, 5, CALL, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::Overflow("liquidation price"));
+    assert_eq!(h.reject(&l), Rejection::Overflow("liquidation price"));
 }
 
 #[test]
@@ -1655,10 +1602,7 @@ fn overflow_breaker_tripped_until() {
     let mut h = setup();
     // A trip at the last representable time would end past 2^40.
     let t = h.tick((1 << 40) - 1, &[(0, 200_000, vec![])]);
-    assert_eq!(
-        reject(&mut h, &t),
-        Rejection::Overflow("breaker tripped_until")
-    );
+    assert_eq!(h.reject(&t), Rejection::Overflow("breaker tripped_until"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1672,43 +1616,43 @@ fn fees_credited_to_fee_account() {
     let premium = u128::from(size * price);
     let fee = ceil_div(premium * 30, 10_000);
     assert_eq!(fee, 46); // 45.009 rounded up
-    let e = trade(&mut h, 2, 3, CALL, size, price);
+    let e = h.fill(2, 3, CALL, size, price);
     assert_eq!(e.fees, 2 * fee);
-    assert_eq!(u128::from(collateral(&h, FEE_ACCOUNT)), 2 * fee);
+    assert_eq!(u128::from(h.collateral(FEE_ACCOUNT)), 2 * fee);
     assert_eq!(
-        u128::from(collateral(&h, 2)),
+        u128::from(h.collateral(2)),
         u128::from(FUNDS) - premium - fee
     );
     assert_eq!(
-        u128::from(collateral(&h, 3)),
+        u128::from(h.collateral(3)),
         u128::from(FUNDS) + premium - fee
     );
     assert_eq!(h.state.total_collateral(), 3 * u128::from(FUNDS));
     // A second trade adds its own fees.
-    let e = trade(&mut h, 4, 3, PUT, 1, 1);
+    let e = h.fill(4, 3, PUT, 1, 1);
     assert_eq!(e.fees, 2); // ceil(0.003) = 1 per side
-    assert_eq!(u128::from(collateral(&h, FEE_ACCOUNT)), 2 * fee + 2);
+    assert_eq!(u128::from(h.collateral(FEE_ACCOUNT)), 2 * fee + 2);
 }
 
 #[test]
 fn overflow_liquidator_and_settled_long_collateral() {
     // A liquidator already at the collateral bound cannot receive the liquidation price.
     let mut h = setup_liquidatable();
-    deposit(&mut h, 6, (1 << 63) - 1);
+    h.fund(6, (1 << 63) - 1);
     let l = h.liquidate(6, 5, CALL, 1, 0);
-    assert_eq!(reject(&mut h, &l), Rejection::Overflow("collateral"));
+    assert_eq!(h.reject(&l), Rejection::Overflow("collateral"));
     // A long at the bound cannot be paid its settlement value.
     let mut h = setup();
-    deposit(&mut h, 6, (1 << 63) - 1 - 5_015);
-    trade(&mut h, 6, 3, CALL, 1, 5_000);
-    assert_eq!(collateral(&h, 6), (1 << 63) - 1 - 2 * 5_015);
+    h.fund(6, (1 << 63) - 1 - 5_015);
+    h.fill(6, 3, CALL, 1, 5_000);
+    assert_eq!(h.collateral(6), (1 << 63) - 1 - 2 * 5_015);
     let t = h.tick(EXPIRY, &[(0, 200_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let s = h.settle(3, CALL);
-    accept(&mut h, &s);
-    assert_eq!(collateral(&h, INSURANCE_FUND), 100_000);
+    h.accept(&s);
+    assert_eq!(h.collateral(INSURANCE_FUND), 100_000);
     let s = h.settle(6, CALL);
-    assert_eq!(reject(&mut h, &s), Rejection::Overflow("collateral"));
+    assert_eq!(h.reject(&s), Rejection::Overflow("collateral"));
 }
 
 /// PROTOCOL §2.3 bounds every "order `max_size`" by `2^40` and says an input outside its bound
@@ -1722,7 +1666,7 @@ fn liquidation_order_max_size_out_of_range() {
     let key = h.key(4);
     for max_size in [1u64 << 40, u64::MAX] {
         let l = liquidation_tx(4, 5, CALL, max_size, 1, 0, 0).sign(CHAIN_ID, &[&key]);
-        let err = reject(&mut h, &l);
+        let err = h.reject(&l);
         assert!(
             matches!(err, Rejection::OutOfRange { bits: 40, .. }),
             "{err:?}"
@@ -1737,19 +1681,19 @@ fn liquidation_order_max_size_out_of_range() {
 #[test]
 fn insurance_fund_does_not_cover_a_victim_holding_longs() {
     let mut h = setup();
-    deposit(&mut h, INSURANCE_FUND, 100_000);
-    deposit(&mut h, 5, 160_000);
-    trade(&mut h, 2, 5, CALL, 10, 5_000);
-    trade(&mut h, 5, 3, PUT, 1, 4_000);
+    h.fund(INSURANCE_FUND, 100_000);
+    h.fund(5, 160_000);
+    h.fill(2, 5, CALL, 10, 5_000);
+    h.fill(5, 3, PUT, 1, 4_000);
     let t = h.tick(20, &[(0, 119_000, vec![(CALL, 25_000), (PUT, 1)])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let m = h.state.margin(5).unwrap();
     assert!(m.is_liquidatable() && m.equity < 0, "{m:?}");
-    let c5 = u128::from(collateral(&h, 5));
+    let c5 = u128::from(h.collateral(5));
     // Taking over the shorts would leave a deficit while the victim still holds a long put.
     let l = h.liquidate(4, 5, CALL, 10, 0);
     assert_eq!(
-        reject(&mut h, &l),
+        h.reject(&l),
         Rejection::InsufficientCollateral {
             account: 5,
             available: c5,
@@ -1758,13 +1702,13 @@ fn insurance_fund_does_not_cover_a_victim_holding_longs() {
     );
     // Liquidating the long first (at mark 1 - penalty 1 = 0), then the shorts, is accepted.
     let l = h.liquidate(4, 5, PUT, 1, 0);
-    accept(&mut h, &l);
-    assert_eq!(position(&h, 5, PUT), 0);
+    h.accept(&l);
+    assert_eq!(h.position(5, PUT), 0);
     let l = h.liquidate(4, 5, CALL, 10, 0);
-    accept(&mut h, &l);
-    assert_eq!(collateral(&h, 5), 0);
+    h.accept(&l);
+    assert_eq!(h.collateral(5), 0);
     assert_eq!(
-        u128::from(collateral(&h, INSURANCE_FUND)),
+        u128::from(h.collateral(INSURANCE_FUND)),
         100_000 - (10 * 26_250 - c5)
     );
 }
@@ -1772,16 +1716,16 @@ fn insurance_fund_does_not_cover_a_victim_holding_longs() {
 #[test]
 fn settlement_shortfall_is_not_absorbed_while_the_account_holds_longs() {
     let mut h = setup();
-    deposit(&mut h, 5, 160_000);
-    trade(&mut h, 2, 5, CALL, 10, 5_000);
-    trade(&mut h, 5, 3, PUT, 1, 4_000);
+    h.fund(5, 160_000);
+    h.fill(2, 5, CALL, 10, 5_000);
+    h.fill(5, 3, PUT, 1, 4_000);
     // Settles at 130_000: the short owes 10·30_000 = 300_000, more than its collateral.
     let t = h.tick(EXPIRY, &[(0, 130_000, vec![])]);
-    accept(&mut h, &t);
-    let c5 = u128::from(collateral(&h, 5));
+    h.accept(&t);
+    let c5 = u128::from(h.collateral(5));
     let s = h.settle(5, CALL);
     assert_eq!(
-        reject(&mut h, &s),
+        h.reject(&s),
         Rejection::InsufficientCollateral {
             account: 5,
             available: c5,
@@ -1790,12 +1734,12 @@ fn settlement_shortfall_is_not_absorbed_while_the_account_holds_longs() {
     );
     // Settling the (worthless) long put first lets the fund absorb the shortfall.
     let p = h.settle(5, PUT);
-    accept(&mut h, &p);
-    let fund = collateral(&h, INSURANCE_FUND);
-    accept(&mut h, &s);
-    assert_eq!(collateral(&h, 5), 0);
+    h.accept(&p);
+    let fund = h.collateral(INSURANCE_FUND);
+    h.accept(&s);
+    assert_eq!(h.collateral(5), 0);
     assert_eq!(
-        u128::from(collateral(&h, INSURANCE_FUND)),
+        u128::from(h.collateral(INSURANCE_FUND)),
         u128::from(fund) + c5
     );
 }
@@ -1803,13 +1747,13 @@ fn settlement_shortfall_is_not_absorbed_while_the_account_holds_longs() {
 #[test]
 fn withdrawals_wait_for_a_tripped_breaker_when_holding_positions() {
     let mut h = setup();
-    trade(&mut h, 2, 3, CALL, 1, 5_000);
+    h.fill(2, 3, CALL, 1, 5_000);
     // A 25% move trips the breaker of underlying 0.
     let t = h.tick(20, &[(0, 125_000, vec![])]);
-    accept(&mut h, &t);
+    h.accept(&t);
     let w = h.withdraw(2, 1_000);
-    assert_eq!(reject(&mut h, &w), Rejection::BreakerTripped(0));
+    assert_eq!(h.reject(&w), Rejection::BreakerTripped(0));
     // An account without positions may still withdraw.
     let w = h.withdraw(4, 1_000);
-    accept(&mut h, &w);
+    h.accept(&w);
 }
