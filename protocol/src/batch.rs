@@ -20,7 +20,7 @@ pub struct BatchPublicInputs {
     /// State root after the batch.
     #[serde(with = "crate::field::fr_hex")]
     pub new_root: Fr,
-    /// [`pubdata::commitment`] of the batch's public data.
+    /// [`pubdata::commitment`] of the batch's transactions (a chain over their records).
     #[serde(with = "crate::field::fr_hex")]
     pub pubdata_commitment: Fr,
     /// Tick-commitment chain over the prices accepted in the batch, from zero.
@@ -118,7 +118,7 @@ pub fn execute(
     let public_inputs = BatchPublicInputs {
         old_root,
         new_root: work.root(),
-        pubdata_commitment: pubdata::commitment(&pubdata),
+        pubdata_commitment: pubdata::commitment(txs)?,
         tick_commitment,
         deposit_head_before,
         deposit_head_after: work.deposit_queue().0,

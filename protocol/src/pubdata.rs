@@ -346,13 +346,119 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Tx>, PubdataError> {
     Ok(out)
 }
 
-/// Commitment to public data: `H(tag, byte_length, c_0, c_1, …)` where `c_i` are the bytes cut
-/// into 31-byte big-endian chunks (the last one shorter) (§10).
-pub fn commitment(bytes: &[u8]) -> Fr {
-    let mut v = vec![
+/// The field form of one record (§10): every fixed-width field of the byte layout as one `Fr`,
+/// in layout order (a 32-byte field element as itself, the address as a 160-bit integer, the
+/// type byte first). It is in one-to-one correspondence with the record's bytes.
+///
+/// # Errors
+/// As [`encode_into`]: a value that does not fit its width.
+pub fn record_fields(tx: &Tx) -> Result<Vec<Fr>, PubdataError> {
+    let mut bytes = Vec::new();
+    encode_into(tx, &mut bytes)?;
+    let mut out = Vec::new();
+    let mut r = Reader {
+        bytes: &bytes,
+        pos: 0,
+    };
+    let int = |r: &mut Reader<'_>, n: usize, out: &mut Vec<Fr>| -> Result<(), PubdataError> {
+        out.push(Fr::from(r.uint(n)?));
+        Ok(())
+    };
+    int(&mut r, 1, &mut out)?;
+    let order = |r: &mut Reader<'_>, out: &mut Vec<Fr>| -> Result<(), PubdataError> {
+        for n in [4, 2, 1, 8, 5, 4, 5, 2] {
+            out.push(Fr::from(r.uint(n)?));
+        }
+        Ok(())
+    };
+    match tx {
+        Tx::Deposit(_) => {
+            int(&mut r, 4, &mut out)?;
+            out.push(r.fr("pubkey.x")?);
+            out.push(r.fr("pubkey.y")?);
+            int(&mut r, 8, &mut out)?;
+        }
+        Tx::Withdraw(_) => {
+            for n in [4, 8, 4] {
+                int(&mut r, n, &mut out)?;
+            }
+            out.push(fr_from_short_bytes(r.take(20)?));
+        }
+        Tx::Trade(_) => {
+            int(&mut r, 5, &mut out)?;
+            int(&mut r, 8, &mut out)?;
+            order(&mut r, &mut out)?;
+            order(&mut r, &mut out)?;
+        }
+        Tx::Liquidate(_) => {
+            for n in [5, 4, 4, 2, 5, 8, 4] {
+                int(&mut r, n, &mut out)?;
+            }
+        }
+        Tx::SettleExpiry(_) => {
+            int(&mut r, 4, &mut out)?;
+            int(&mut r, 2, &mut out)?;
+        }
+        Tx::OracleTick(t) => {
+            int(&mut r, 5, &mut out)?;
+            int(&mut r, 2, &mut out)?;
+            for u in &t.underlyings {
+                int(&mut r, 1, &mut out)?;
+                int(&mut r, 2, &mut out)?;
+                let marks = r.uint(2)? as usize;
+                out.push(Fr::from(marks as u64));
+                for _ in 0..marks {
+                    int(&mut r, 2, &mut out)?;
+                }
+                for _ in &u.reports {
+                    int(&mut r, 1, &mut out)?;
+                    int(&mut r, 6, &mut out)?;
+                    for _ in 0..marks {
+                        int(&mut r, 8, &mut out)?;
+                    }
+                }
+            }
+        }
+        Tx::RegisterSeries(_) => {
+            for n in [1, 6, 5, 1, 2] {
+                int(&mut r, n, &mut out)?;
+            }
+        }
+    }
+    debug_assert_eq!(
+        r.pos,
+        bytes.len(),
+        "every byte of the record is in its field form"
+    );
+    Ok(out)
+}
+
+/// Next public-data commitment head: `H(tag, head, H(record_fields(tx)))` (§10). Committing per
+/// record lets the circuit hash each slot's record on its own and skip padding slots.
+///
+/// # Errors
+/// As [`record_fields`].
+pub fn chain(head: Fr, tx: &Tx) -> Result<Fr, PubdataError> {
+    let record = poseidon::hash(&record_fields(tx)?);
+    Ok(poseidon::hash(&[
         crate::field::domain_tag(tags::PUBDATA),
-        Fr::from(bytes.len() as u64),
-    ];
-    v.extend(bytes.chunks(31).map(fr_from_short_bytes));
-    poseidon::hash(&v)
+        head,
+        record,
+    ]))
+}
+
+/// The commitment of a batch's transactions: [`chain`] from zero over them in order (§10).
+///
+/// # Errors
+/// As [`record_fields`].
+pub fn commitment<'a>(txs: impl IntoIterator<Item = &'a Tx>) -> Result<Fr, PubdataError> {
+    txs.into_iter().try_fold(Fr::from(0u64), chain)
+}
+
+/// The commitment of public-data bytes: decode, then [`commitment`].
+///
+/// # Errors
+/// Any decoding error of [`decode_all`].
+pub fn commitment_of_bytes(bytes: &[u8]) -> Result<Fr, PubdataError> {
+    commitment(&decode_all(bytes)?)
 }

@@ -97,9 +97,39 @@ fn bad_public_data_is_a_typed_error() {
         pubdata::encode_all([&wide]),
         Err(PubdataError::TooWide { field: "nonce", .. })
     ));
-    // Commitments differ for different data.
-    assert_ne!(
-        pubdata::commitment(&bytes),
-        pubdata::commitment(&bytes[..bytes.len() - 1])
+    // The commitment of the bytes is that of the decoded records, and every record matters.
+    assert_eq!(
+        pubdata::commitment_of_bytes(&bytes),
+        pubdata::commitment(&txs)
     );
+    assert_ne!(
+        pubdata::commitment(&txs).unwrap(),
+        pubdata::commitment(&txs[1..]).unwrap()
+    );
+    assert!(pubdata::commitment_of_bytes(&bytes[..bytes.len() - 1]).is_err());
+}
+
+#[test]
+fn field_form_of_each_record_is_one_to_one_with_its_bytes() {
+    for stx in samples() {
+        let fields = pubdata::record_fields(&stx.tx).unwrap();
+        let mut changed = stx.tx.clone();
+        // Changing any decoded field changes the field form.
+        if let Tx::Trade(t) = &mut changed {
+            t.sell.max_fee_bps += 1;
+        } else if let Tx::Deposit(d) = &mut changed {
+            d.amount += 1;
+        } else {
+            continue;
+        }
+        assert_ne!(pubdata::record_fields(&changed).unwrap(), fields);
+    }
+    // Field counts follow the layout: deposit 5, withdraw 5, trade 19, liquidate 8, settle 3,
+    // register 6.
+    let counts: Vec<usize> = samples()
+        .iter()
+        .filter(|s| !matches!(s.tx, Tx::OracleTick(_)))
+        .map(|s| pubdata::record_fields(&s.tx).unwrap().len())
+        .collect();
+    assert_eq!(counts, vec![5, 5, 19, 8, 3, 6]);
 }
