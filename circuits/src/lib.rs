@@ -4,6 +4,11 @@
 
 pub use halo2_base::halo2_proofs;
 
+pub mod account;
+pub mod batch;
+pub mod margin;
+pub mod market;
+pub mod merkle;
 pub mod poseidon;
 pub mod safe;
 pub mod testing;

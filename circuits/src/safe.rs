@@ -162,7 +162,7 @@ impl Ranged {
 }
 
 /// A signed cell `v` with `|v| < 2^bits`, embedded as `p - |v|` when negative (§2.3) and
-/// constrained by `v + 2^bits ∈ [0, 2^(bits+1))`.
+/// constrained by `(2^bits - 1) ± v ∈ [0, 2^(bits+1))`.
 #[derive(Clone, Copy, Debug)]
 pub struct Signed {
     cell: AssignedValue<Fr>,
@@ -171,6 +171,10 @@ pub struct Signed {
 
 impl Signed {
     /// Constrains `|cell| < 2^bits` and wraps it.
+    ///
+    /// A single check of `v + 2^bits ∈ [0, 2^(bits+1))` would also admit `v = -2^bits`, so both
+    /// `(2^bits - 1) + v` and `(2^bits - 1) - v` are range-checked to `bits + 1` bits: together
+    /// they pin `-(2^bits - 1) <= v <= 2^bits - 1`.
     pub fn check(
         ctx: &mut Context<Fr>,
         range: &RangeChip<Fr>,
@@ -178,8 +182,12 @@ impl Signed {
         bits: u32,
     ) -> Self {
         assert!(bits < MAX_BITS, "bit width {bits} exceeds MAX_BITS");
-        let shifted = range.gate().add(ctx, cell, Constant(pow2(bits)));
-        range.range_check(ctx, shifted, bits as usize + 1);
+        let max = pow2(bits) - Fr::one();
+        let gate = range.gate();
+        let above_min = gate.add(ctx, cell, Constant(max));
+        range.range_check(ctx, above_min, bits as usize + 1);
+        let below_max = gate.sub(ctx, Constant(max), cell);
+        range.range_check(ctx, below_max, bits as usize + 1);
         Self { cell, bits }
     }
 
