@@ -288,9 +288,9 @@ pub fn build_batch(
         let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
         // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
         // account: key unchanged.
-        for i in 0..2 {
-            let key = gate.select(ctx, b.pubkey[i], pk[i], b.exists);
-            eq_if(ctx, gate, a.pubkey[i], key, is_deposit);
+        for ((after_key, before_key), dep_key) in a.pubkey.iter().zip(&b.pubkey).zip(&pk) {
+            let key = gate.select(ctx, *before_key, *dep_key, b.exists);
+            eq_if(ctx, gate, *after_key, key, is_deposit);
         }
         let y2 = gate.mul(ctx, pk[1], pk[1]);
         let x2 = gate.mul(ctx, pk[0], pk[0]);
