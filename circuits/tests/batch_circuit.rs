@@ -97,7 +97,7 @@ fn unsupported_types_and_overfull_batches_are_refused() {
             capacity: 2
         })
     ));
-    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let h = Harness::new(ProtocolParams::small(), 1);
     let r = h.register(0, 100, 1_000, collar_protocol::OptionKind::Call, 1);
     let before = h.state.clone();
     let mut s = before.clone();
