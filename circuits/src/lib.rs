@@ -9,6 +9,7 @@ pub mod batch;
 pub mod margin;
 pub mod market;
 pub mod merkle;
+pub mod portfolio;
 pub mod poseidon;
 pub mod safe;
 pub mod testing;

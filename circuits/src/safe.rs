@@ -105,6 +105,21 @@ impl Ranged {
         Self::widened(c, a.bits.max(b.bits))
     }
 
+    /// Entry `idx` of `candidates` (0 if `idx` is out of range), via halo2-base's one-hot
+    /// `select_from_idx`. The result is one of the candidates or 0, so it carries their widest
+    /// bound without a new range check. Callers constrain `idx` themselves when an out-of-range
+    /// index must fail rather than read 0.
+    pub fn select_from_idx(
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        candidates: &[Ranged],
+        idx: AssignedValue<Fr>,
+    ) -> Ranged {
+        let bits = candidates.iter().map(|c| c.bits).max().unwrap_or(1);
+        let cell = gate.select_from_idx(ctx, candidates.iter().map(|c| c.cell), idx);
+        Self::widened(cell, bits)
+    }
+
     /// Returns the boolean cell `self < other`.
     pub fn is_lt(
         &self,
