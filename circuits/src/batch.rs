@@ -1,9 +1,10 @@
 //! The batch circuit (PROTOCOL.md §11, docs/CIRCUIT.md): the old state root becomes the new one
 //! only through the rules of §7, slot by slot.
 //!
-//! **Status.** This version constrains padding (`noop`) slots and deposits (§7.1) in full: the
-//! header preimage, the market lists, every account write as a Merkle update chained through the
-//! accounts root, the deposit-queue chain, the public-data chain and the eight public inputs.
+//! **Status.** This version constrains padding (`noop`) slots, deposits (§7.1) and withdrawals
+//! (§7.2) in full: the header preimage, the market lists, every account write as a Merkle update
+//! chained through the accounts root, breakers and initial margin for withdrawals, the
+//! deposit-queue, withdrawals and public-data chains, and the eight public inputs.
 //! The other transaction types are refused at construction ([`BatchCircuitError::Unsupported`])
 //! until their gadgets land, so no batch containing them can be proven by this version.
 
@@ -19,8 +20,10 @@ use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 
 use crate::account::{assign_account, AssignedAccount};
+use crate::margin::meets;
 use crate::market::{assign_series, assign_underlyings, list_hash};
 use crate::merkle::update_with_cells;
+use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::PoseidonChip;
 use crate::safe::Ranged;
 
@@ -47,7 +50,7 @@ pub enum BatchCircuitError {
 /// One slot of the batch: the account write and, for a deposit, the transaction.
 #[derive(Clone, Debug)]
 pub struct SlotWitness {
-    /// The deposit, or `None` for a padding slot.
+    /// The deposit or withdrawal, or `None` for a padding slot.
     pub tx: Option<Tx>,
     /// Account id written (the fee account, unchanged, for padding).
     pub account: u64,
@@ -129,12 +132,12 @@ impl BatchWitness {
 
 fn slot_of(w: &TxWitness) -> Result<SlotWitness, BatchCircuitError> {
     match &w.tx {
-        Tx::Deposit(_) => {
+        Tx::Deposit(_) | Tx::Withdraw(_) => {
             let u = w
                 .account_updates
                 .first()
                 .ok_or(BatchCircuitError::Inconsistent(
-                    "deposit writes one account",
+                    "deposits and withdrawals write one account",
                 ))?;
             Ok(SlotWitness {
                 tx: Some(w.tx.clone()),
@@ -175,6 +178,42 @@ fn unchanged_except_balance(
     for (a, b) in after.positions.iter().zip(&before.positions) {
         eq_if(ctx, gate, a.word, b.word, sel);
     }
+}
+
+/// Whether any held position of `acc` is on an underlying whose breaker halts risk at `now`:
+/// `now < tripped_until` or `now - last_update > stale_after` (PROTOCOL.md §9).
+///
+/// Assumes every underlying's `last_update <= now` (a state invariant: ticks set both).
+fn any_position_halted(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    acc: &AssignedAccount,
+    view: &MarketView<'_>,
+    now: &Ranged,
+) -> AssignedValue<Fr> {
+    let gate = range.gate();
+    let mut any = ctx.load_zero();
+    let underlyings: Vec<Ranged> = view.series.iter().map(|s| s.underlying).collect();
+    for p in &acc.positions {
+        let u = Ranged::select_from_idx(ctx, gate, &underlyings, p.series.cell());
+        let pick = |ctx: &mut Context<Fr>,
+                    f: &dyn Fn(&crate::market::AssignedUnderlying) -> Ranged| {
+            let c: Vec<Ranged> = view.underlyings.iter().map(f).collect();
+            Ranged::select_from_idx(ctx, gate, &c, u.cell())
+        };
+        let tripped_until = pick(ctx, &|x| x.tripped_until);
+        let last_update = pick(ctx, &|x| x.last_update);
+        let stale_after = pick(ctx, &|x| x.durations[0]);
+        let tripped = now.is_lt(ctx, range, &tripped_until);
+        let age = gate.sub(ctx, now.cell(), last_update.cell());
+        let age = Ranged::check(ctx, range, age, bounds::TIME_BITS);
+        let stale = stale_after.is_lt(ctx, range, &age);
+        let halted = gate.or(ctx, tripped, stale);
+        let held = gate.not(ctx, p.empty);
+        let counts = gate.and(ctx, halted, held);
+        any = gate.or(ctx, any, counts);
+    }
+    any
 }
 
 /// The header fields as loaded or computed in circuit.
@@ -246,7 +285,13 @@ pub fn build_batch(
     let mut deposit_head = before.deposit_head;
     let mut deposit_count = before.deposit_count;
     let mut pubdata = ctx.load_zero();
+    let mut withdrawals = ctx.load_zero();
     let zero = ctx.load_zero();
+    let one = ctx.load_constant(Fr::one());
+    let now = Ranged::check(ctx, range, before.time, bounds::TIME_BITS);
+    let view = MarketView::new(ctx, gate, &series, &unds);
+    let withdrawal_tag = ctx.load_constant(domain_tag(tags::WITHDRAWAL_CHAIN));
+    let withdraw_type = ctx.load_constant(Fr::from(u64::from(record::WITHDRAW)));
     let deposit_tag = ctx.load_constant(domain_tag(tags::DEPOSIT));
     let pubdata_tag = ctx.load_constant(domain_tag(tags::PUBDATA));
     let deposit_type = ctx.load_constant(Fr::from(u64::from(record::DEPOSIT)));
@@ -255,10 +300,23 @@ pub fn build_batch(
     for slot in &w.slots {
         let is_deposit =
             ctx.load_witness(Fr::from(u64::from(matches!(slot.tx, Some(Tx::Deposit(_))))));
+        let is_withdraw = ctx.load_witness(Fr::from(u64::from(matches!(
+            slot.tx,
+            Some(Tx::Withdraw(_))
+        ))));
         gate.assert_bit(ctx, is_deposit);
-        let (dep_pk, dep_amount) = match &slot.tx {
-            Some(Tx::Deposit(d)) => (d.pubkey, d.amount),
-            _ => (collar_protocol::PublicKey::ZERO, 0),
+        gate.assert_bit(ctx, is_withdraw);
+        let active = gate.add(ctx, is_deposit, is_withdraw);
+        gate.assert_bit(ctx, active);
+        let (dep_pk, amount_value, wd_nonce, wd_recipient) = match &slot.tx {
+            Some(Tx::Deposit(d)) => (d.pubkey, d.amount, 0, Fr::zero()),
+            Some(Tx::Withdraw(x)) => (
+                collar_protocol::PublicKey::ZERO,
+                x.amount,
+                x.nonce,
+                x.recipient.to_field(),
+            ),
+            _ => (collar_protocol::PublicKey::ZERO, 0, 0, Fr::zero()),
         };
 
         // The write: both leaves from their preimages, one Merkle update chained on the root.
@@ -278,13 +336,13 @@ pub fn build_batch(
         accounts_root = upd.new_root;
 
         // Padding: the write is the identity.
-        let is_noop = gate.not(ctx, is_deposit);
+        let is_noop = gate.not(ctx, active);
         eq_if(ctx, gate, a.leaf, b.leaf, is_noop);
 
-        // §7.1 Deposit.
-        let amount = Ranged::load(ctx, range, Fr::from(dep_amount), bounds::AMOUNT_BITS);
+        // §7.1 Deposit (the amount is shared with §7.2: positive, below 2^63).
+        let amount = Ranged::load(ctx, range, Fr::from(amount_value), bounds::AMOUNT_BITS);
         let amount_zero = gate.is_zero(ctx, amount.cell());
-        eq_if(ctx, gate, amount_zero, zero, is_deposit);
+        eq_if(ctx, gate, amount_zero, zero, active);
         let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
         // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
         // account: key unchanged.
@@ -325,6 +383,55 @@ pub fn build_batch(
         );
         let next = poseidon.hash(ctx, gate, &[pubdata_tag, pubdata, rec]);
         pubdata = gate.select(ctx, next, pubdata, is_deposit);
+
+        // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
+        // positions, the debit (the 63-bit range check of the new collateral rules out going
+        // below zero), and initial margin afterwards.
+        let nonce = Ranged::load(ctx, range, Fr::from(wd_nonce), bounds::NONCE_BITS);
+        let recipient = Ranged::load(ctx, range, wd_recipient, 160);
+        eq_if(ctx, gate, b.exists, one, is_withdraw);
+        eq_if(ctx, gate, nonce.cell(), b.nonce.cell(), is_withdraw);
+        let bumped = gate.add(ctx, b.nonce.cell(), one);
+        eq_if(ctx, gate, a.nonce.cell(), bumped, is_withdraw);
+        let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
+        eq_if(ctx, gate, a.collateral.cell(), debited, is_withdraw);
+        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
+            eq_if(ctx, gate, *x, *y, is_withdraw);
+        }
+        eq_if(ctx, gate, a.orders_root, b.orders_root, is_withdraw);
+        for (x, y) in a.positions.iter().zip(&b.positions) {
+            eq_if(ctx, gate, x.word, y.word, is_withdraw);
+        }
+        let halted = any_position_halted(ctx, range, &b, &view, &now);
+        eq_if(ctx, gate, halted, zero, is_withdraw);
+        let m = account_margin_in_market(ctx, range, &a, &view);
+        let meets_initial = meets(ctx, range, &m.im_equity, &m.initial);
+        eq_if(ctx, gate, meets_initial, one, is_withdraw);
+        let next = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                withdrawal_tag,
+                withdrawals,
+                index.cell(),
+                amount.cell(),
+                recipient.cell(),
+            ],
+        );
+        withdrawals = gate.select(ctx, next, withdrawals, is_withdraw);
+        let rec = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                withdraw_type,
+                index.cell(),
+                amount.cell(),
+                nonce.cell(),
+                recipient.cell(),
+            ],
+        );
+        let next = poseidon.hash(ctx, gate, &[pubdata_tag, pubdata, rec]);
+        pubdata = gate.select(ctx, next, pubdata, is_withdraw);
     }
     // The count stays a 64-bit value (§7.1).
     range.range_check(ctx, deposit_count, 64);
@@ -345,7 +452,7 @@ pub fn build_batch(
         zero,
         before.deposit_head,
         deposit_head,
-        zero,
+        withdrawals,
         batch_number,
     ]
 }
