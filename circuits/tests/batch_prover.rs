@@ -1,5 +1,6 @@
 //! A real KZG proof of a small deposit batch (development SRS): it verifies against the native
-//! public inputs, and a flipped proof byte or any changed public input is rejected.
+//! public inputs, and a flipped proof byte or any changed public input is rejected. The layout,
+//! constraint degree and verifying key of that shape are pinned.
 
 use collar_circuits::batch::{build_batch, BatchWitness};
 use collar_protocol::batch;
@@ -15,6 +16,11 @@ use rand::SeedableRng;
 
 const K: u32 = 17;
 const LOOKUP_BITS: usize = 16;
+/// Constraint degree of the batch circuit (halo2-base's gate and lookup).
+const PINNED_DEGREE: usize = 4;
+/// `transcript_repr` of the verifying key for this test's shape (small params, 2 slots, dev SRS
+/// seed 42).
+const PINNED_VK: &str = "0x0eae9fb3432686cafa7c31972115b7ae7f8378eb0cb5915d56d767d7d4df202a";
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
@@ -45,6 +51,25 @@ fn real_proof_verifies_and_tampering_is_rejected() {
     let mut keygen = build(CircuitBuilderStage::Keygen, None);
     let config = keygen.calculate_params(Some(9));
     let vk = keygen_vk(&srs, &keygen).unwrap();
+    // Pinning (docs/CIRCUIT.md): an accidental change to the circuit shape changes the layout,
+    // the constraint degree or the verifying key, and this test says so. Update the pins only
+    // for an intended change, and say why in the commit.
+    assert_eq!(
+        (
+            config.k,
+            config.num_advice_per_phase.clone(),
+            config.num_fixed,
+            config.num_lookup_advice_per_phase.clone()
+        ),
+        (17, vec![4], 1, vec![1, 0, 0]),
+        "circuit layout changed"
+    );
+    assert_eq!(vk.cs().degree(), PINNED_DEGREE, "constraint degree changed");
+    assert_eq!(
+        format!("{:?}", vk.transcript_repr()),
+        PINNED_VK,
+        "verifying key changed"
+    );
     let pk = keygen_pk(&srs, vk, &keygen).unwrap();
     let breaks = keygen.break_points();
 
