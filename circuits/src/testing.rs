@@ -136,3 +136,69 @@ impl MockRun {
         self.run(|ctx, range| (build(ctx, range), Vec::new()), None, None)
     }
 }
+
+/// What an exhaustive mutation sweep found.
+#[derive(Debug)]
+pub struct Sweep<R> {
+    /// Offsets whose mutation (value + 1) the MockProver accepted, ascending.
+    pub accepted: Vec<usize>,
+    /// The unmutated advice values of the main context (the sweep covered all of them).
+    pub values: Vec<Fr>,
+    /// The closure's output on the unmutated build.
+    pub output: R,
+}
+
+impl MockRun {
+    /// Mutates every advice cell of the main context, one at a time (value + 1), with the
+    /// public inputs fixed to `instances`, and reports which mutations were accepted. The
+    /// unmutated build must be satisfied. Runs on all available cores.
+    ///
+    /// # Panics
+    /// If the unmutated build is not satisfied.
+    pub fn sweep<R, B>(&self, build: B, instances: &[Fr]) -> Sweep<R>
+    where
+        B: Fn(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>) + Sync,
+    {
+        let base = self.run(
+            |ctx, range| {
+                let (r, public) = build(ctx, range);
+                let values: Vec<Fr> = ctx.advice.iter().map(|a| a.evaluate()).collect();
+                ((r, values), public)
+            },
+            None,
+            Some(instances.to_vec()),
+        );
+        assert!(base.is_satisfied(), "{:?}", base.failures);
+        let (output, values) = base.output;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let accepted = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (values, build, accepted) = (&values, &build, &accepted);
+                s.spawn(move || {
+                    for offset in (t..values.len()).step_by(threads) {
+                        let value = values[offset] + Fr::one();
+                        let out = self.run(
+                            |ctx, range| ((), build(ctx, range).1),
+                            Some(Mutation { offset, value }),
+                            Some(instances.to_vec()),
+                        );
+                        if out.is_satisfied() {
+                            accepted
+                                .lock()
+                                .expect("no panics while holding")
+                                .push(offset);
+                        }
+                    }
+                });
+            }
+        });
+        let mut accepted = accepted.into_inner().expect("no panics while holding");
+        accepted.sort_unstable();
+        Sweep {
+            accepted,
+            values,
+            output,
+        }
+    }
+}

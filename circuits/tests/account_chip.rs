@@ -11,7 +11,7 @@ use collar_circuits::account::{
 use collar_circuits::merkle::{update_with_cells, AssignedMerkleUpdate};
 use collar_circuits::poseidon::PoseidonChip;
 use collar_circuits::safe::Ranged;
-use collar_circuits::testing::{Failure, MockOutcome, MockRun, Mutation, FLEX_GATE, RANGE_LOOKUP};
+use collar_circuits::testing::{Failure, MockOutcome, MockRun, Sweep, FLEX_GATE, RANGE_LOOKUP};
 use collar_protocol::account::OrderSlot;
 use collar_protocol::field::{fr_from_i128, fr_from_u128};
 use collar_protocol::merkle::empty_root;
@@ -554,53 +554,6 @@ fn accounts_of_real_transactions_chain_through_the_tree() {
     }
 }
 
-/// Mutates every advice cell of the main context, one at a time (value + 1); returns the
-/// offsets whose mutation the MockProver accepted, the number of cells swept, and the output of
-/// the unmutated build with the advice values. Runs on all available cores.
-#[allow(clippy::type_complexity)]
-fn sweep<R, B>(run: MockRun, build: B, instances: &[Fr]) -> (Vec<usize>, usize, R, Vec<Fr>)
-where
-    B: Fn(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>) + Sync,
-{
-    let base = run.run(
-        |ctx, range| {
-            let (r, public) = build(ctx, range);
-            let values: Vec<Fr> = ctx.advice.iter().map(|a| a.evaluate()).collect();
-            ((r, values), public)
-        },
-        None,
-        Some(instances.to_vec()),
-    );
-    assert!(base.is_satisfied(), "{:?}", base.failures);
-    let (output, values) = base.output;
-    assert_eq!(values.len(), base.advice_cells);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let accepted = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (values, build, accepted) = (&values, &build, &accepted);
-            s.spawn(move || {
-                for offset in (t..values.len()).step_by(threads) {
-                    let out = run.run(
-                        |ctx, range| ((), build(ctx, range).1),
-                        Some(Mutation {
-                            offset,
-                            value: values[offset] + Fr::one(),
-                        }),
-                        Some(instances.to_vec()),
-                    );
-                    if out.is_satisfied() {
-                        accepted.lock().unwrap().push(offset);
-                    }
-                }
-            });
-        }
-    });
-    let mut accepted = accepted.into_inner().unwrap();
-    accepted.sort_unstable();
-    (accepted, values.len(), output, values)
-}
-
 #[test]
 fn every_advice_cell_of_an_account_is_constrained() {
     // Two slots, one held and one empty; an order in the subtree; the leaf is public.
@@ -615,8 +568,11 @@ fn every_advice_cell_of_an_account_is_constrained() {
             filled: 2,
         },
     );
-    let (accepted, swept, empty_flags, values) = sweep(
-        MockRun::new(12, LOOKUP_BITS),
+    let Sweep {
+        accepted,
+        values,
+        output: empty_flags,
+    } = MockRun::new(12, LOOKUP_BITS).sweep(
         |ctx, range| {
             let poseidon = PoseidonChip::new(ctx, range.gate());
             let a = assign_account(ctx, range, &poseidon, &acc, D);
@@ -630,6 +586,7 @@ fn every_advice_cell_of_an_account_is_constrained() {
         },
         &[acc.leaf(D)],
     );
+    let swept = values.len();
     eprintln!(
         "account leaf (2 slots): {swept} advice cells mutated, {} accepted",
         accepted.len()

@@ -337,52 +337,6 @@ fn index_bits_enforce_the_depth_bound() {
     );
 }
 
-/// Mutates every advice cell of the main context, one at a time (value + 1), and returns the
-/// offsets whose mutation the MockProver accepted, with the number of cells swept. Runs on all
-/// available cores.
-fn sweep<B>(run: MockRun, build: B, instances: &[Fr]) -> (Vec<usize>, usize)
-where
-    B: Fn(&mut Context<Fr>, &RangeChip<Fr>) -> Vec<AssignedValue<Fr>> + Sync,
-{
-    let base = run.run(
-        |ctx, range| {
-            let public = build(ctx, range);
-            let values: Vec<Fr> = ctx.advice.iter().map(|a| a.evaluate()).collect();
-            (values, public)
-        },
-        None,
-        Some(instances.to_vec()),
-    );
-    assert!(base.is_satisfied(), "{:?}", base.failures);
-    let values = base.output;
-    assert_eq!(values.len(), base.advice_cells);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let accepted = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (values, build, accepted) = (&values, &build, &accepted);
-            s.spawn(move || {
-                for offset in (t..values.len()).step_by(threads) {
-                    let out = run.run(
-                        |ctx, range| ((), build(ctx, range)),
-                        Some(Mutation {
-                            offset,
-                            value: values[offset] + Fr::one(),
-                        }),
-                        Some(instances.to_vec()),
-                    );
-                    if out.is_satisfied() {
-                        accepted.lock().unwrap().push(offset);
-                    }
-                }
-            });
-        }
-    });
-    let mut accepted = accepted.into_inner().unwrap();
-    accepted.sort_unstable();
-    (accepted, values.len())
-}
-
 /// Sweeps every advice cell of the update of leaf `index` in a tree of `depth` holding a few
 /// other leaves, with both roots public and fixed to the native values; asserts that no
 /// mutation is accepted and returns the number of cells swept.
@@ -393,11 +347,11 @@ fn sweep_update(depth: usize, index: u64) -> usize {
     }
     let w = tree.update(index, Fr::from(99u64)).unwrap();
     assert_ne!(w.old_leaf, w.new_leaf);
-    let (accepted, swept) = sweep(
-        MockRun::new(12, LOOKUP_BITS),
-        |ctx, range| build_update(ctx, range, &w).1,
+    let sweep = MockRun::new(12, LOOKUP_BITS).sweep(
+        |ctx, range| ((), build_update(ctx, range, &w).1),
         &[w.old_root, w.new_root],
     );
+    let (accepted, swept) = (sweep.accepted, sweep.values.len());
     eprintln!(
         "Merkle update (depth {depth}, index {index}): {swept} advice cells mutated, {} accepted",
         accepted.len()
