@@ -151,13 +151,19 @@ impl Account {
 
     /// The leaf preimage: `[pk.x, pk.y, nonce, collateral, positions_hash, orders_root]` (§4.2).
     pub fn leaf_fields(&self, order_slot_depth: usize) -> [Fr; 6] {
+        self.leaf_fields_with(self.orders_root(order_slot_depth))
+    }
+
+    /// [`Account::leaf_fields`] with an `orders_root` the caller already has; assumes it is the
+    /// root of `self.orders` (for instance the new root of an order-slot update witness).
+    pub fn leaf_fields_with(&self, orders_root: Fr) -> [Fr; 6] {
         [
             self.pubkey.x,
             self.pubkey.y,
             Fr::from(self.nonce),
             Fr::from(self.collateral),
             self.positions_hash(),
-            self.orders_root(order_slot_depth),
+            orders_root,
         ]
     }
 
@@ -166,6 +172,15 @@ impl Account {
         if !self.exists() {
             return Fr::ZERO;
         }
-        poseidon::hash(&self.leaf_fields(order_slot_depth))
+        self.leaf_with(self.orders_root(order_slot_depth))
+    }
+
+    /// [`Account::leaf`] with an `orders_root` the caller already has; assumes it is the root of
+    /// `self.orders`.
+    pub fn leaf_with(&self, orders_root: Fr) -> Fr {
+        if !self.exists() {
+            return Fr::ZERO;
+        }
+        poseidon::hash(&self.leaf_fields_with(orders_root))
     }
 }

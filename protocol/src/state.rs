@@ -598,10 +598,12 @@ impl State {
                     let leaf = after.orders.get(slot).map_or(Fr::ZERO, |o| o.leaf());
                     t.update(*slot, leaf).expect("slot within subtree")
                 });
-            let merkle = self
-                .tree
-                .update(*id, after.leaf(depth))
-                .expect("range-checked id");
+            // The order-slot update already yields the new orders root; reuse it.
+            let leaf = match &order_slot {
+                Some(u) => after.leaf_with(u.new_root),
+                None => after.leaf(depth),
+            };
+            let merkle = self.tree.update(*id, leaf).expect("range-checked id");
             account_updates.push(AccountUpdateWitness {
                 account: *id,
                 before,
