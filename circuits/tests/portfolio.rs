@@ -48,6 +48,28 @@ fn market_state() -> State {
     h.state
 }
 
+/// Loads the market lists of `state` and `acc`, and computes `acc`'s margin from the lists.
+fn build_margin(
+    ctx: &mut halo2_base::Context<halo2_base::halo2_proofs::halo2curves::bn256::Fr>,
+    range: &halo2_base::gates::RangeChip<halo2_base::halo2_proofs::halo2curves::bn256::Fr>,
+    state: &State,
+    acc: &Account,
+) -> collar_circuits::margin::AssignedMargin {
+    let p = state.params();
+    let poseidon = PoseidonChip::new(ctx, range.gate());
+    let series = assign_series(ctx, range, &poseidon, state.series(), p.max_series);
+    let unds = assign_underlyings(
+        ctx,
+        range,
+        &poseidon,
+        state.underlyings(),
+        p.max_underlyings,
+    );
+    let view = MarketView::new(ctx, range.gate(), &series, &unds);
+    let a = assign_account(ctx, range, &poseidon, acc, p.order_slot_depth);
+    account_margin_in_market(ctx, range, &a, &view)
+}
+
 fn margin_of(state: &State, acc: &Account) -> collar_circuits::testing::MockOutcome<()> {
     let native = collar_protocol::margin::account_margin(acc, state.series(), state.underlyings());
     let expected = vec![
@@ -56,30 +78,16 @@ fn margin_of(state: &State, acc: &Account) -> collar_circuits::testing::MockOutc
         fr_from_i128(native.initial),
         fr_from_i128(native.maintenance),
     ];
-    let p = state.params().clone();
     MockRun::new(16, 13).run(
         |ctx, range| {
-            let poseidon = PoseidonChip::new(ctx, range.gate());
-            let series = assign_series(ctx, range, &poseidon, state.series(), p.max_series);
-            let unds = assign_underlyings(
-                ctx,
-                range,
-                &poseidon,
-                state.underlyings(),
-                p.max_underlyings,
-            );
-            let view = MarketView::new(ctx, range.gate(), &series, &unds);
-            let a = assign_account(ctx, range, &poseidon, acc, p.order_slot_depth);
-            let m = account_margin_in_market(ctx, range, &a, &view);
-            (
-                (),
-                vec![
-                    m.equity.cell(),
-                    m.im_equity.cell(),
-                    m.initial.cell(),
-                    m.maintenance.cell(),
-                ],
-            )
+            let m = build_margin(ctx, range, state, acc);
+            let public = vec![
+                m.equity.cell(),
+                m.im_equity.cell(),
+                m.initial.cell(),
+                m.maintenance.cell(),
+            ];
+            ((), public)
         },
         None,
         Some(expected),
@@ -100,21 +108,9 @@ fn margin_from_market_lists_equals_native() {
 #[test]
 fn a_position_in_an_unregistered_series_fails() {
     let state = market_state();
-    let p = state.params().clone();
     let run = |acc: &Account| {
         MockRun::new(16, 13).check(|ctx, range| {
-            let poseidon = PoseidonChip::new(ctx, range.gate());
-            let series = assign_series(ctx, range, &poseidon, state.series(), p.max_series);
-            let unds = assign_underlyings(
-                ctx,
-                range,
-                &poseidon,
-                state.underlyings(),
-                p.max_underlyings,
-            );
-            let view = MarketView::new(ctx, range.gate(), &series, &unds);
-            let a = assign_account(ctx, range, &poseidon, acc, p.order_slot_depth);
-            account_margin_in_market(ctx, range, &a, &view);
+            build_margin(ctx, range, &state, acc);
         })
     };
     // Control: an extra short in registered series 2 is fine.
