@@ -44,7 +44,7 @@ fn run(capacity: usize, mutation: Option<Mutation>, instances: Option<Vec<Fr>>) 
 #[test]
 fn deposit_batch_proves_the_native_public_inputs() {
     let (_, _, expected) = deposit_batch();
-    let out = run(4, None, Some(expected));
+    let out = run(3, None, Some(expected));
     assert!(out.is_satisfied(), "{:?}", out.failures);
 }
 
@@ -54,7 +54,7 @@ fn every_tampered_public_input_is_rejected() {
     for i in 0..expected.len() {
         let mut tampered = expected.clone();
         tampered[i] += Fr::one();
-        let out = run(4, None, Some(tampered));
+        let out = run(3, None, Some(tampered));
         assert_eq!(
             out.failures,
             [Failure::Permutation].into_iter().collect(),
@@ -66,12 +66,12 @@ fn every_tampered_public_input_is_rejected() {
 #[test]
 fn sampled_witness_mutations_are_rejected() {
     let (_, _, expected) = deposit_batch();
-    let cells = run(4, None, Some(expected.clone())).advice_cells;
+    let cells = run(3, None, Some(expected.clone())).advice_cells;
     let samples = 24;
     for i in 0..samples {
         let offset = (i * 104_729 + 7) % cells;
         let out = run(
-            4,
+            3,
             Some(Mutation {
                 offset,
                 value: Fr::from(0xbad_u64),

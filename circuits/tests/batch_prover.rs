@@ -20,7 +20,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the verifying key for this test's shape (small params, 2 slots, dev SRS
 /// seed 42).
-const PINNED_VK: &str = "0x0eae9fb3432686cafa7c31972115b7ae7f8378eb0cb5915d56d767d7d4df202a";
+const PINNED_VK: &str = "0x258cb416d7d06d09bb43a4e077ada3b38fe9600cdd1b1233e6b1f88c70bfe110";
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
@@ -61,7 +61,7 @@ fn real_proof_verifies_and_tampering_is_rejected() {
             config.num_fixed,
             config.num_lookup_advice_per_phase.clone()
         ),
-        (17, vec![4], 1, vec![1, 0, 0]),
+        (17, vec![8], 1, vec![1, 0, 0]),
         "circuit layout changed"
     );
     assert_eq!(vk.cs().degree(), PINNED_DEGREE, "constraint degree changed");

@@ -31,6 +31,7 @@ fn prove(
     let exec = batch::execute(&mut s, 9, txs).unwrap();
     let mut w = BatchWitness::new(before, &exec, 4).unwrap();
     edit(&mut w);
+    w.reseal(before).unwrap();
     let out = MockRun::new(17, 16).run(|ctx, range| ((), build_batch(ctx, range, &w)), None, None);
     (out, exec.public_inputs.to_fields().to_vec())
 }
@@ -66,7 +67,7 @@ fn forge_amount(w: &mut BatchWitness, amount: u64) {
     if let Some(Tx::Withdraw(x)) = &mut slot.tx {
         x.amount = amount;
     }
-    slot.after.collateral = slot.before.collateral - amount;
+    slot.ports[0].after.collateral = slot.ports[0].before.collateral - amount;
 }
 
 #[test]

@@ -1,0 +1,381 @@
+//! The batch circuit (PROTOCOL.md §11, docs/CIRCUIT.md): the old state root becomes the new one
+//! only through the rules of §7, slot by slot.
+//!
+//! **Status.** This version constrains padding (`noop`) slots, deposits (§7.1), withdrawals
+//! (§7.2) and trades (§7.3) in full: the header preimage, the market lists, every account write
+//! as a Merkle update chained through the accounts root (three ports per slot), order-slot fills,
+//! position moves, breakers, the margin rules of §5.3, fees, the deposit-queue, withdrawals and
+//! public-data chains, and the eight public inputs. Liquidations, settlements, ticks and series
+//! registrations are refused at construction ([`BatchCircuitError::Unsupported`]) until their
+//! gadgets land, so no batch containing them can be proven by this version.
+
+mod gadgets;
+mod trade;
+mod witness;
+
+pub use witness::{BatchWitness, OrderFillWitness, PortWitness, SlotWitness, PORTS};
+
+use collar_protocol::field::domain_tag;
+use collar_protocol::params::bounds;
+use collar_protocol::pubdata::record;
+use collar_protocol::tx::tags;
+use collar_protocol::Tx;
+use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::{AssignedValue, Context};
+
+use crate::account::{assign_account, AssignedAccount};
+use crate::margin::{meets, AssignedMargin};
+use crate::market::{assign_series, assign_underlyings, list_hash};
+use crate::merkle::update_with_cells;
+use crate::portfolio::{account_margin_in_market, MarketView};
+use crate::poseidon::PoseidonChip;
+use crate::safe::Ranged;
+use gadgets::{any_position_halted, eq_if, unchanged_except_balance};
+
+/// Why a batch witness cannot be turned into this circuit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchCircuitError {
+    /// More transactions than slots.
+    #[error("{txs} transactions exceed the capacity of {capacity} slots")]
+    OverCapacity {
+        /// Transactions in the batch.
+        txs: usize,
+        /// Slots in the circuit.
+        capacity: usize,
+    },
+    /// A transaction type whose gadget is not part of this circuit version yet.
+    #[error("{0} transactions are not supported by this circuit version yet")]
+    Unsupported(&'static str),
+    /// The witness is inconsistent with itself (a bug in the caller).
+    #[error("inconsistent witness: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// The header fields as loaded or computed in circuit.
+struct HeaderCells {
+    accounts_root: AssignedValue<Fr>,
+    series_hash: AssignedValue<Fr>,
+    underlyings_hash: AssignedValue<Fr>,
+    oracles_hash: AssignedValue<Fr>,
+    params_hash: AssignedValue<Fr>,
+    time: AssignedValue<Fr>,
+    deposit_head: AssignedValue<Fr>,
+    deposit_count: AssignedValue<Fr>,
+}
+
+impl HeaderCells {
+    fn root(
+        &self,
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        poseidon: &PoseidonChip,
+    ) -> AssignedValue<Fr> {
+        let tag = ctx.load_constant(domain_tag(tags::STATE));
+        poseidon.hash(
+            ctx,
+            gate,
+            &[
+                tag,
+                self.accounts_root,
+                self.series_hash,
+                self.underlyings_hash,
+                self.oracles_hash,
+                self.params_hash,
+                self.time,
+                self.deposit_head,
+                self.deposit_count,
+            ],
+        )
+    }
+}
+
+/// One account write in circuit: the index, both leaf preimages, and their Merkle update.
+pub(crate) struct AssignedPort {
+    pub(crate) index: Ranged,
+    pub(crate) before: AssignedAccount,
+    pub(crate) after: AssignedAccount,
+}
+
+/// The one-hot transaction type of a slot.
+pub(crate) struct SlotType {
+    pub(crate) noop: AssignedValue<Fr>,
+    pub(crate) deposit: AssignedValue<Fr>,
+    pub(crate) withdraw: AssignedValue<Fr>,
+    pub(crate) trade: AssignedValue<Fr>,
+}
+
+impl SlotType {
+    fn assign(ctx: &mut Context<Fr>, gate: &impl GateInstructions<Fr>, tx: Option<&Tx>) -> Self {
+        let mut flag = |on: bool| {
+            let c = ctx.load_witness(Fr::from(u64::from(on)));
+            gate.assert_bit(ctx, c);
+            c
+        };
+        let deposit = flag(matches!(tx, Some(Tx::Deposit(_))));
+        let withdraw = flag(matches!(tx, Some(Tx::Withdraw(_))));
+        let trade = flag(matches!(tx, Some(Tx::Trade(_))));
+        let active = gate.sum(ctx, [deposit, withdraw, trade]);
+        // At most one type: the sum of the flags is itself a bit.
+        gate.assert_bit(ctx, active);
+        let noop = gate.not(ctx, active);
+        Self {
+            noop,
+            deposit,
+            withdraw,
+            trade,
+        }
+    }
+}
+
+/// The margin of the buyer- and seller-side ports (0 and 1), before and after their writes.
+pub(crate) struct PortMargins {
+    pub(crate) before: [AssignedMargin; 2],
+    pub(crate) after: [AssignedMargin; 2],
+}
+
+/// Values shared by every slot's gadgets.
+pub(crate) struct SlotEnv<'a> {
+    pub(crate) poseidon: &'a PoseidonChip,
+    pub(crate) view: &'a MarketView<'a>,
+    pub(crate) now: Ranged,
+    pub(crate) params: &'a collar_protocol::ProtocolParams,
+}
+
+/// Builds the batch circuit in `ctx` and returns the eight public inputs of §11 in order.
+///
+/// Assumes `w` was built by [`BatchWitness::new`] (exactly [`PORTS`] ports per slot); any other
+/// witness either panics at construction (wrong shapes) or fails the constraints.
+pub fn build_batch(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    w: &BatchWitness,
+) -> Vec<AssignedValue<Fr>> {
+    let gate = range.gate();
+    let p = &w.params;
+    let poseidon = PoseidonChip::new(ctx, gate);
+
+    // Header in: the market lists are hashed from their entries, the parameters hash is the
+    // circuit's own constant (so a verifying key is bound to its rule constants), the rest is
+    // witnessed and bound by the old root.
+    let series = assign_series(ctx, range, &poseidon, &w.series, p.max_series);
+    let unds = assign_underlyings(ctx, range, &poseidon, &w.underlyings, p.max_underlyings);
+    let h = &w.header_before;
+    let before = HeaderCells {
+        accounts_root: ctx.load_witness(h.accounts_root),
+        series_hash: list_hash(ctx, gate, &poseidon, series.iter().map(|s| s.leaf)),
+        underlyings_hash: list_hash(ctx, gate, &poseidon, unds.iter().map(|u| u.leaf)),
+        oracles_hash: ctx.load_witness(h.oracles_hash),
+        params_hash: ctx.load_constant(p.hash()),
+        time: Ranged::load(ctx, range, Fr::from(h.time), bounds::TIME_BITS).cell(),
+        deposit_head: ctx.load_witness(h.deposit_head),
+        deposit_count: Ranged::load(ctx, range, Fr::from(h.deposit_count), 64).cell(),
+    };
+    let old_root = before.root(ctx, gate, &poseidon);
+
+    let mut accounts_root = before.accounts_root;
+    let mut deposit_head = before.deposit_head;
+    let mut deposit_count = before.deposit_count;
+    let mut pubdata = ctx.load_zero();
+    let mut withdrawals = ctx.load_zero();
+    let zero = ctx.load_zero();
+    let one = ctx.load_constant(Fr::one());
+    let now = Ranged::check(ctx, range, before.time, bounds::TIME_BITS);
+    let view = MarketView::new(ctx, gate, &series, &unds);
+    let env = SlotEnv {
+        poseidon: &poseidon,
+        view: &view,
+        now,
+        params: p,
+    };
+    let withdrawal_tag = ctx.load_constant(domain_tag(tags::WITHDRAWAL_CHAIN));
+    let withdraw_type = ctx.load_constant(Fr::from(u64::from(record::WITHDRAW)));
+    let deposit_tag = ctx.load_constant(domain_tag(tags::DEPOSIT));
+    let pubdata_tag = ctx.load_constant(domain_tag(tags::PUBDATA));
+    let deposit_type = ctx.load_constant(Fr::from(u64::from(record::DEPOSIT)));
+    let curve_b = ctx.load_constant(Fr::from(17u64));
+
+    for slot in &w.slots {
+        assert_eq!(slot.ports.len(), PORTS, "every slot has {PORTS} ports");
+        let ty = SlotType::assign(ctx, gate, slot.tx.as_ref());
+
+        // The writes: both leaves from their preimages, each a Merkle update chained on the
+        // accounts root, in port order.
+        let mut ports = Vec::with_capacity(PORTS);
+        for port in &slot.ports {
+            let index = Ranged::load(ctx, range, Fr::from(port.account), p.account_depth as u32);
+            let b = assign_account(ctx, range, &poseidon, &port.before, p.order_slot_depth);
+            let a = assign_account(ctx, range, &poseidon, &port.after, p.order_slot_depth);
+            let upd = update_with_cells(
+                ctx,
+                range,
+                &poseidon,
+                index.cell(),
+                b.leaf,
+                a.leaf,
+                &port.siblings,
+            );
+            ctx.constrain_equal(&upd.old_root, &accounts_root);
+            accounts_root = upd.new_root;
+            ports.push(AssignedPort {
+                index,
+                before: b,
+                after: a,
+            });
+        }
+        // Idle ports are identity writes: port 0 in padding, ports 1 and 2 outside trades.
+        eq_if(
+            ctx,
+            gate,
+            ports[0].after.leaf,
+            ports[0].before.leaf,
+            ty.noop,
+        );
+        let not_trade = gate.not(ctx, ty.trade);
+        for port in &ports[1..] {
+            eq_if(ctx, gate, port.after.leaf, port.before.leaf, not_trade);
+        }
+        let margins = PortMargins {
+            before: [0, 1].map(|i| account_margin_in_market(ctx, range, &ports[i].before, &view)),
+            after: [0, 1].map(|i| account_margin_in_market(ctx, range, &ports[i].after, &view)),
+        };
+
+        let (dep_pk, amount_value, wd_nonce, wd_recipient) = match &slot.tx {
+            Some(Tx::Deposit(d)) => (d.pubkey, d.amount, 0, Fr::zero()),
+            Some(Tx::Withdraw(x)) => (
+                collar_protocol::PublicKey::ZERO,
+                x.amount,
+                x.nonce,
+                x.recipient.to_field(),
+            ),
+            _ => (collar_protocol::PublicKey::ZERO, 0, 0, Fr::zero()),
+        };
+        let (b, a, index) = (&ports[0].before, &ports[0].after, &ports[0].index);
+
+        // §7.1 Deposit and §7.2 Withdraw share port 0 and the amount (positive, below 2^63).
+        let single = gate.add(ctx, ty.deposit, ty.withdraw);
+        let amount = Ranged::load(ctx, range, Fr::from(amount_value), bounds::AMOUNT_BITS);
+        let amount_zero = gate.is_zero(ctx, amount.cell());
+        eq_if(ctx, gate, amount_zero, zero, single);
+        let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
+        // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
+        // account: key unchanged.
+        for ((after_key, before_key), dep_key) in a.pubkey.iter().zip(&b.pubkey).zip(&pk) {
+            let key = gate.select(ctx, *before_key, *dep_key, b.exists);
+            eq_if(ctx, gate, *after_key, key, ty.deposit);
+        }
+        let y2 = gate.mul(ctx, pk[1], pk[1]);
+        let x2 = gate.mul(ctx, pk[0], pk[0]);
+        let x3 = gate.mul(ctx, x2, pk[0]);
+        let lhs = gate.add(ctx, y2, curve_b);
+        let creates = gate.sub(ctx, ty.deposit, b.exists);
+        let creates = gate.mul(ctx, creates, ty.deposit);
+        eq_if(ctx, gate, lhs, x3, creates);
+        let credited = gate.add(ctx, b.collateral.cell(), amount.cell());
+        eq_if(ctx, gate, a.collateral.cell(), credited, ty.deposit);
+        unchanged_except_balance(ctx, gate, b, a, ty.deposit);
+
+        // The deposit-queue chain advances only for a deposit.
+        let next = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                deposit_tag,
+                deposit_head,
+                index.cell(),
+                pk[0],
+                pk[1],
+                amount.cell(),
+            ],
+        );
+        deposit_head = gate.select(ctx, next, deposit_head, ty.deposit);
+        deposit_count = gate.add(ctx, deposit_count, ty.deposit);
+        let deposit_record = poseidon.hash(
+            ctx,
+            gate,
+            &[deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
+        );
+
+        // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
+        // positions, the debit (the 63-bit range check of the new collateral rules out going
+        // below zero), and initial margin afterwards.
+        let nonce = Ranged::load(ctx, range, Fr::from(wd_nonce), bounds::NONCE_BITS);
+        let recipient = Ranged::load(ctx, range, wd_recipient, 160);
+        eq_if(ctx, gate, b.exists, one, ty.withdraw);
+        eq_if(ctx, gate, nonce.cell(), b.nonce.cell(), ty.withdraw);
+        let bumped = gate.add(ctx, b.nonce.cell(), one);
+        eq_if(ctx, gate, a.nonce.cell(), bumped, ty.withdraw);
+        let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
+        eq_if(ctx, gate, a.collateral.cell(), debited, ty.withdraw);
+        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
+            eq_if(ctx, gate, *x, *y, ty.withdraw);
+        }
+        eq_if(ctx, gate, a.orders_root, b.orders_root, ty.withdraw);
+        for (x, y) in a.positions.iter().zip(&b.positions) {
+            eq_if(ctx, gate, x.word, y.word, ty.withdraw);
+        }
+        let halted = any_position_halted(ctx, range, b, &view, &now);
+        eq_if(ctx, gate, halted, zero, ty.withdraw);
+        let m = &margins.after[0];
+        let meets_initial = meets(ctx, range, &m.im_equity, &m.initial);
+        eq_if(ctx, gate, meets_initial, one, ty.withdraw);
+        let next = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                withdrawal_tag,
+                withdrawals,
+                index.cell(),
+                amount.cell(),
+                recipient.cell(),
+            ],
+        );
+        withdrawals = gate.select(ctx, next, withdrawals, ty.withdraw);
+        let withdraw_record = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                withdraw_type,
+                index.cell(),
+                amount.cell(),
+                nonce.cell(),
+                recipient.cell(),
+            ],
+        );
+
+        // §7.3 Trade: ports 0 (buyer), 1 (seller), 2 (fee account).
+        let trade_record = trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade);
+
+        // Public data (§10): one chain step per non-padding slot over the record of its type.
+        let record = gate.inner_product(
+            ctx,
+            [deposit_record, withdraw_record, trade_record],
+            [ty.deposit, ty.withdraw, ty.trade].map(halo2_base::QuantumCell::Existing),
+        );
+        let next = poseidon.hash(ctx, gate, &[pubdata_tag, pubdata, record]);
+        pubdata = gate.select(ctx, pubdata, next, ty.noop);
+    }
+    // The count stays a 64-bit value (§7.1).
+    range.range_check(ctx, deposit_count, 64);
+
+    let after = HeaderCells {
+        accounts_root,
+        deposit_head,
+        deposit_count,
+        ..before
+    };
+    let new_root = after.root(ctx, gate, &poseidon);
+    let batch_number = ctx.load_witness(Fr::from(w.batch_number));
+    range.range_check(ctx, batch_number, 64);
+    vec![
+        old_root,
+        new_root,
+        pubdata,
+        zero,
+        before.deposit_head,
+        deposit_head,
+        withdrawals,
+        batch_number,
+    ]
+}
