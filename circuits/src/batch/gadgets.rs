@@ -5,10 +5,11 @@ use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 
-use crate::account::AssignedAccount;
-use crate::market::AssignedUnderlying;
+use super::AssignedPort;
+use crate::account::{AssignedAccount, AssignedPosition};
+use crate::market::{AssignedSeries, AssignedUnderlying};
 use crate::portfolio::MarketView;
-use crate::safe::Ranged;
+use crate::safe::{Ranged, Signed};
 
 /// `(a - b)·sel == 0`: `a == b` whenever the selector is on.
 pub(crate) fn eq_if(
@@ -86,4 +87,237 @@ pub(crate) fn any_position_halted(
         any = gate.or(ctx, any, counts);
     }
     any
+}
+
+/// How [`move_position`] changes the chosen slot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Move {
+    /// By a signed delta, `|delta| < 2^40`, non-zero under the selector.
+    By(AssignedValue<Fr>),
+    /// To zero: the slot must hold the series, and is emptied (expiry settlement).
+    Close,
+}
+
+/// The chosen position slot before and after a [`move_position`].
+pub(crate) struct PositionMove {
+    /// The size held in the series before (0 if the slot was free).
+    pub(crate) before: Signed,
+    /// The size after.
+    pub(crate) after: Signed,
+}
+
+/// §4.3: moves `port`'s position in `series` in slot `slot_index`, under `sel`.
+///
+/// The chosen slot either holds `series` already or, when no slot holds it, is the lowest free
+/// slot; every other slot is unchanged; a position that reaches zero empties its slot (the
+/// canonical-empty rule of the leaf does the rest). Assumes `series` is range-checked.
+pub(crate) fn move_position(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    port: &AssignedPort,
+    series: &Ranged,
+    change: Move,
+    slot_index: usize,
+    sel: AssignedValue<Fr>,
+) -> PositionMove {
+    let gate = range.gate();
+    let (b, a) = (&port.before.positions, &port.after.positions);
+    let n = b.len();
+    let j = ctx.load_witness(Fr::from(slot_index as u64));
+    let ind = gate.idx_to_indicator(ctx, j, n);
+    // The index names a slot (idx_to_indicator alone yields all zeros past the end).
+    let hits = gate.sum(ctx, ind.iter().copied());
+    gate.assert_is_const(ctx, &hits, &Fr::one());
+
+    let at = |ctx: &mut Context<Fr>, cells: Vec<AssignedValue<Fr>>| {
+        gate.select_by_indicator(ctx, cells, ind.iter().copied())
+    };
+    let b_series = at(ctx, b.iter().map(|p| p.series.cell()).collect());
+    let b_size = at(ctx, b.iter().map(|p| p.size.cell()).collect());
+    let b_empty = at(ctx, b.iter().map(|p| p.empty).collect());
+    let a_series = at(ctx, a.iter().map(|p| p.series.cell()).collect());
+    let a_size = at(ctx, a.iter().map(|p| p.size.cell()).collect());
+    let a_empty = at(ctx, a.iter().map(|p| p.empty).collect());
+
+    // The chosen slot: held in this series, or empty; the new size; the series kept unless
+    // the slot empties.
+    let b_held = gate.not(ctx, b_empty);
+    let held_sel = gate.mul(ctx, sel, b_held);
+    eq_if(ctx, gate, b_series, series.cell(), held_sel);
+    let new_size = match change {
+        Move::By(delta) => gate.add(ctx, b_size, delta),
+        Move::Close => {
+            let zero = ctx.load_zero();
+            eq_if(ctx, gate, b_empty, zero, sel);
+            zero
+        }
+    };
+    eq_if(ctx, gate, a_size, new_size, sel);
+    let a_held = gate.not(ctx, a_empty);
+    let keeps_sel = gate.mul(ctx, sel, a_held);
+    eq_if(ctx, gate, a_series, series.cell(), keeps_sel);
+
+    // Every other slot is unchanged.
+    for ((x, y), i) in a.iter().zip(b).zip(&ind) {
+        let other = gate.not(ctx, *i);
+        let other_sel = gate.mul(ctx, sel, other);
+        eq_if(ctx, gate, x.word, y.word, other_sel);
+    }
+
+    // Opening a position: no slot holds the series, and every slot below the chosen one is
+    // occupied (lowest free slot).
+    let opening = gate.mul(ctx, sel, b_empty);
+    let zero = ctx.load_zero();
+    let mut below = ctx.load_zero();
+    for (k, p) in b.iter().enumerate().rev() {
+        let same_series = gate.is_equal(ctx, p.series.cell(), series.cell());
+        let holds = gate.mul_not(ctx, p.empty, same_series);
+        eq_if(ctx, gate, holds, zero, opening);
+        // `below` = Σ_{m > k} ind_m: the chosen slot is above slot k.
+        let free_below = gate.mul(ctx, p.empty, below);
+        eq_if(ctx, gate, free_below, zero, opening);
+        below = gate.add(ctx, below, ind[k]);
+    }
+    // Both sizes are one of their account's slot sizes, each range-checked to 40 bits by its
+    // leaf; re-checking them here gives typed handles.
+    PositionMove {
+        before: Signed::check(ctx, range, b_size, bounds::SIZE_BITS),
+        after: Signed::check(ctx, range, a_size, bounds::SIZE_BITS),
+    }
+}
+
+/// The series registry entry at `series` with its underlying's spot and breaker state.
+pub(crate) struct SeriesRead {
+    pub(crate) registered: AssignedValue<Fr>,
+    pub(crate) expiry: Ranged,
+    pub(crate) underlying: Ranged,
+    pub(crate) strike: Ranged,
+    pub(crate) is_put: AssignedValue<Fr>,
+    pub(crate) contract_size: Ranged,
+    pub(crate) mark: Ranged,
+    pub(crate) settlement_price: Ranged,
+    pub(crate) spot: Ranged,
+}
+
+impl SeriesRead {
+    /// Reads entry `series` (assumed range-checked to 16 bits); an unregistered index reads
+    /// zeros and `registered = 0`.
+    pub(crate) fn new(
+        ctx: &mut Context<Fr>,
+        range: &RangeChip<Fr>,
+        view: &MarketView<'_>,
+        series: &Ranged,
+    ) -> Self {
+        let gate = range.gate();
+        let registered = range.is_less_than(ctx, series.cell(), view.series_count, 17);
+        let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedSeries) -> Ranged| {
+            let c: Vec<Ranged> = view.series.iter().map(f).collect();
+            Ranged::select_from_idx(ctx, gate, &c, series.cell())
+        };
+        let expiry = pick(ctx, &|s| s.expiry);
+        let underlying = pick(ctx, &|s| s.underlying);
+        let strike = pick(ctx, &|s| s.strike);
+        let contract_size = pick(ctx, &|s| s.contract_size);
+        let mark = pick(ctx, &|s| s.mark);
+        let settlement_price = pick(ctx, &|s| s.settlement_price);
+        let is_put = gate.select_from_idx(ctx, view.series.iter().map(|s| s.is_put), series.cell());
+        let spots: Vec<Ranged> = view.underlyings.iter().map(|u| u.spot).collect();
+        let spot = Ranged::select_from_idx(ctx, gate, &spots, underlying.cell());
+        Self {
+            registered,
+            expiry,
+            underlying,
+            strike,
+            is_put,
+            contract_size,
+            mark,
+            settlement_price,
+            spot,
+        }
+    }
+
+    /// Constrains §7.3 rule 5 under `sel`: registered, not expired at `now`, priced.
+    pub(crate) fn require_live(
+        &self,
+        ctx: &mut Context<Fr>,
+        range: &RangeChip<Fr>,
+        now: &Ranged,
+        sel: AssignedValue<Fr>,
+    ) {
+        let gate = range.gate();
+        let one = ctx.load_constant(Fr::one());
+        let zero = ctx.load_zero();
+        eq_if(ctx, gate, self.registered, one, sel);
+        let live = now.is_lt(ctx, range, &self.expiry);
+        eq_if(ctx, gate, live, one, sel);
+        let no_price = gate.is_zero(ctx, self.spot.cell());
+        eq_if(ctx, gate, no_price, zero, sel);
+    }
+}
+
+/// Whether any slot of `acc` holds a long (`size > 0`).
+pub(crate) fn holds_long(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    acc: &AssignedAccount,
+) -> AssignedValue<Fr> {
+    let gate = range.gate();
+    let zero = Ranged::constant(ctx, 0).to_signed();
+    let mut any = ctx.load_zero();
+    for p in &acc.positions {
+        let non_positive = zero.is_ge(ctx, range, &p.size);
+        let long = gate.not(ctx, non_positive);
+        any = gate.or(ctx, any, long);
+    }
+    any
+}
+
+/// `|v|` of a signed value, with `v < 0` as a boolean cell.
+pub(crate) fn abs(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    v: &Signed,
+) -> (Ranged, AssignedValue<Fr>) {
+    let gate = range.gate();
+    let negative = v.is_negative(ctx, range);
+    let neg = gate.neg(ctx, v.cell());
+    let a = gate.select(ctx, neg, v.cell(), negative);
+    (Ranged::check(ctx, range, a, v.bits()), negative)
+}
+
+/// `min(a, b)`.
+pub(crate) fn min(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, a: &Ranged, b: &Ranged) -> Ranged {
+    let lt = a.is_lt(ctx, range, b);
+    Ranged::select(ctx, range.gate(), a, b, lt)
+}
+
+/// `bit ? a : b` over the fields the margin reads (collateral and positions); the other fields
+/// are `b`'s. Both accounts are assumed built by `account_from_cells` (range-checked).
+pub(crate) fn select_for_margin(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    bit: AssignedValue<Fr>,
+    a: &AssignedAccount,
+    b: &AssignedAccount,
+) -> AssignedAccount {
+    let gate = range.gate();
+    let positions = a
+        .positions
+        .iter()
+        .zip(&b.positions)
+        .map(|(x, y)| {
+            let size = gate.select(ctx, x.size.cell(), y.size.cell(), bit);
+            AssignedPosition {
+                series: Ranged::select(ctx, gate, &x.series, &y.series, bit),
+                size: Signed::check(ctx, range, size, x.size.bits().max(y.size.bits())),
+                empty: gate.select(ctx, x.empty, y.empty, bit),
+                word: gate.select(ctx, x.word, y.word, bit),
+            }
+        })
+        .collect();
+    AssignedAccount {
+        collateral: Ranged::select(ctx, gate, &a.collateral, &b.collateral, bit),
+        positions,
+        ..b.clone()
+    }
 }

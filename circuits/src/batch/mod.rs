@@ -2,14 +2,16 @@
 //! only through the rules of §7, slot by slot.
 //!
 //! **Status.** This version constrains padding (`noop`) slots, deposits (§7.1), withdrawals
-//! (§7.2) and trades (§7.3) in full: the header preimage, the market lists, every account write
+//! (§7.2), trades (§7.3), liquidations (§7.4) and expiry settlements (§7.5) in full: the header preimage, the market lists, every account write
 //! as a Merkle update chained through the accounts root (three ports per slot), order-slot fills,
 //! position moves, breakers, the margin rules of §5.3, fees, the deposit-queue, withdrawals and
-//! public-data chains, and the eight public inputs. Liquidations, settlements, ticks and series
-//! registrations are refused at construction ([`BatchCircuitError::Unsupported`]) until their
+//! public-data chains, and the eight public inputs. Oracle ticks and series registrations (which
+//! rewrite the market lists) are refused at construction ([`BatchCircuitError::Unsupported`]) until their
 //! gadgets land, so no batch containing them can be proven by this version.
 
 mod gadgets;
+mod liquidate;
+mod settle;
 mod trade;
 mod witness;
 
@@ -31,7 +33,7 @@ use crate::merkle::update_with_cells;
 use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::PoseidonChip;
 use crate::safe::Ranged;
-use gadgets::{any_position_halted, eq_if, unchanged_except_balance};
+use gadgets::{any_position_halted, eq_if, select_for_margin, unchanged_except_balance};
 
 /// Why a batch witness cannot be turned into this circuit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +106,8 @@ pub(crate) struct SlotType {
     pub(crate) deposit: AssignedValue<Fr>,
     pub(crate) withdraw: AssignedValue<Fr>,
     pub(crate) trade: AssignedValue<Fr>,
+    pub(crate) liquidate: AssignedValue<Fr>,
+    pub(crate) settle: AssignedValue<Fr>,
 }
 
 impl SlotType {
@@ -116,7 +120,9 @@ impl SlotType {
         let deposit = flag(matches!(tx, Some(Tx::Deposit(_))));
         let withdraw = flag(matches!(tx, Some(Tx::Withdraw(_))));
         let trade = flag(matches!(tx, Some(Tx::Trade(_))));
-        let active = gate.sum(ctx, [deposit, withdraw, trade]);
+        let liquidate = flag(matches!(tx, Some(Tx::Liquidate(_))));
+        let settle = flag(matches!(tx, Some(Tx::SettleExpiry(_))));
+        let active = gate.sum(ctx, [deposit, withdraw, trade, liquidate, settle]);
         // At most one type: the sum of the flags is itself a bit.
         gate.assert_bit(ctx, active);
         let noop = gate.not(ctx, active);
@@ -125,6 +131,8 @@ impl SlotType {
             deposit,
             withdraw,
             trade,
+            liquidate,
+            settle,
         }
     }
 }
@@ -224,7 +232,8 @@ pub fn build_batch(
                 after: a,
             });
         }
-        // Idle ports are identity writes: port 0 in padding, ports 1 and 2 outside trades.
+        // Idle ports are identity writes: port 0 in padding, port 1 outside trades,
+        // liquidations and settlements, port 2 outside trades and liquidations.
         eq_if(
             ctx,
             gate,
@@ -232,13 +241,33 @@ pub fn build_batch(
             ports[0].before.leaf,
             ty.noop,
         );
-        let not_trade = gate.not(ctx, ty.trade);
-        for port in &ports[1..] {
-            eq_if(ctx, gate, port.after.leaf, port.before.leaf, not_trade);
-        }
+        let two = gate.add(ctx, ty.trade, ty.liquidate);
+        let uses_two = gate.not(ctx, two);
+        let three = gate.add(ctx, two, ty.settle);
+        let uses_one = gate.not(ctx, three);
+        eq_if(
+            ctx,
+            gate,
+            ports[1].after.leaf,
+            ports[1].before.leaf,
+            uses_one,
+        );
+        eq_if(
+            ctx,
+            gate,
+            ports[2].after.leaf,
+            ports[2].before.leaf,
+            uses_two,
+        );
+        // Margins: ports 0 and 1 before and after, except that a liquidation checks its
+        // liquidator, on port 2, afterwards.
+        let checked = select_for_margin(ctx, range, ty.liquidate, &ports[2].after, &ports[1].after);
         let margins = PortMargins {
             before: [0, 1].map(|i| account_margin_in_market(ctx, range, &ports[i].before, &view)),
-            after: [0, 1].map(|i| account_margin_in_market(ctx, range, &ports[i].after, &view)),
+            after: [
+                account_margin_in_market(ctx, range, &ports[0].after, &view),
+                account_margin_in_market(ctx, range, &checked, &view),
+            ],
         };
 
         let (dep_pk, amount_value, wd_nonce, wd_recipient) = match &slot.tx {
@@ -346,12 +375,24 @@ pub fn build_batch(
 
         // §7.3 Trade: ports 0 (buyer), 1 (seller), 2 (fee account).
         let trade_record = trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade);
+        // §7.4 Liquidate: ports 0 (victim), 1 (fund), 2 (liquidator).
+        let liquidation_record =
+            liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate);
+        // §7.5 Settle expiry: ports 0 (account), 1 (fund).
+        let settle_record = settle::constrain(ctx, range, &env, slot, &ports, ty.settle);
 
         // Public data (§10): one chain step per non-padding slot over the record of its type.
         let record = gate.inner_product(
             ctx,
-            [deposit_record, withdraw_record, trade_record],
-            [ty.deposit, ty.withdraw, ty.trade].map(halo2_base::QuantumCell::Existing),
+            [
+                deposit_record,
+                withdraw_record,
+                trade_record,
+                liquidation_record,
+                settle_record,
+            ],
+            [ty.deposit, ty.withdraw, ty.trade, ty.liquidate, ty.settle]
+                .map(halo2_base::QuantumCell::Existing),
         );
         let next = poseidon.hash(ctx, gate, &[pubdata_tag, pubdata, record]);
         pubdata = gate.select(ctx, pubdata, next, ty.noop);

@@ -11,13 +11,13 @@ use halo2_base::utils::ScalarField;
 use halo2_base::QuantumCell::{Constant, Existing};
 use halo2_base::{AssignedValue, Context};
 
-use super::gadgets::{eq_if, underlying_halted};
+use super::gadgets::{eq_if, move_position, underlying_halted, Move, SeriesRead};
 use super::witness::{OrderFillWitness, SlotWitness};
 use super::{AssignedPort, PortMargins, SlotEnv};
 use crate::account::SERIES_BITS;
 use crate::margin::{meets, AssignedMargin};
 use crate::merkle::update_with_cells;
-use crate::safe::{Ranged, Signed};
+use crate::safe::Ranged;
 
 /// The signed fields of one order, range-checked to their §7.3 bounds.
 struct OrderCells {
@@ -98,20 +98,9 @@ pub(super) fn constrain(
 
     // 5. The series is registered, live, and its underlying has a price.
     let view = env.view;
-    let registered = range.is_less_than(ctx, series.cell(), view.series_count, 17);
-    eq_if(ctx, gate, registered, one, sel);
-    let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&crate::market::AssignedSeries) -> Ranged| {
-        let c: Vec<Ranged> = view.series.iter().map(f).collect();
-        Ranged::select_from_idx(ctx, gate, &c, series.cell())
-    };
-    let expiry = pick(ctx, &|s| s.expiry);
-    let underlying = pick(ctx, &|s| s.underlying);
-    let live = env.now.is_lt(ctx, range, &expiry);
-    eq_if(ctx, gate, live, one, sel);
-    let spots: Vec<Ranged> = view.underlyings.iter().map(|u| u.spot).collect();
-    let spot = Ranged::select_from_idx(ctx, gate, &spots, underlying.cell());
-    let no_price = gate.is_zero(ctx, spot.cell());
-    eq_if(ctx, gate, no_price, zero, sel);
+    let terms = SeriesRead::new(ctx, range, view, &series);
+    terms.require_live(ctx, range, &env.now, sel);
+    let underlying = terms.underlying;
 
     // 6. Price within both limits.
     let above_buy = orders[0].limit_price.is_lt(ctx, range, &price);
@@ -161,10 +150,11 @@ pub(super) fn constrain(
             range,
             port,
             &series,
-            delta,
+            Move::By(delta),
             slot.ports[i].position_slot,
             sel,
-        );
+        )
+        .after;
         let zero_signed = Ranged::constant(ctx, 0).to_signed();
         let reduces = if i == 0 {
             zero_signed.is_ge(ctx, range, &new_size)
@@ -294,77 +284,6 @@ fn fill_order(
     );
     eq_if(ctx, gate, upd.old_root, port.before.orders_root, sel);
     eq_if(ctx, gate, upd.new_root, port.after.orders_root, sel);
-}
-
-/// §4.3: moves `port`'s position in `series` by `delta` (`|delta| < 2^40`, non-zero under
-/// `sel`) in slot `slot_index`, under `sel`, and returns the new size.
-///
-/// The chosen slot either holds `series` already or, when no slot holds it, is the lowest free
-/// slot; every other slot is unchanged; a position that reaches zero empties its slot (the
-/// canonical-empty rule of the leaf does the rest).
-fn move_position(
-    ctx: &mut Context<Fr>,
-    range: &RangeChip<Fr>,
-    port: &AssignedPort,
-    series: &Ranged,
-    delta: AssignedValue<Fr>,
-    slot_index: usize,
-    sel: AssignedValue<Fr>,
-) -> Signed {
-    let gate = range.gate();
-    let (b, a) = (&port.before.positions, &port.after.positions);
-    let n = b.len();
-    let j = ctx.load_witness(Fr::from(slot_index as u64));
-    let ind = gate.idx_to_indicator(ctx, j, n);
-    // The index names a slot (idx_to_indicator alone yields all zeros past the end).
-    let hits = gate.sum(ctx, ind.iter().copied());
-    gate.assert_is_const(ctx, &hits, &Fr::one());
-
-    let at = |ctx: &mut Context<Fr>, cells: Vec<AssignedValue<Fr>>| {
-        gate.select_by_indicator(ctx, cells, ind.iter().copied())
-    };
-    let b_series = at(ctx, b.iter().map(|p| p.series.cell()).collect());
-    let b_size = at(ctx, b.iter().map(|p| p.size.cell()).collect());
-    let b_empty = at(ctx, b.iter().map(|p| p.empty).collect());
-    let a_series = at(ctx, a.iter().map(|p| p.series.cell()).collect());
-    let a_size = at(ctx, a.iter().map(|p| p.size.cell()).collect());
-    let a_empty = at(ctx, a.iter().map(|p| p.empty).collect());
-
-    // The chosen slot: held in this series, or empty; the new size; the series kept unless
-    // the slot empties.
-    let b_held = gate.not(ctx, b_empty);
-    let held_sel = gate.mul(ctx, sel, b_held);
-    eq_if(ctx, gate, b_series, series.cell(), held_sel);
-    let new_size = gate.add(ctx, b_size, delta);
-    eq_if(ctx, gate, a_size, new_size, sel);
-    let a_held = gate.not(ctx, a_empty);
-    let keeps_sel = gate.mul(ctx, sel, a_held);
-    eq_if(ctx, gate, a_series, series.cell(), keeps_sel);
-
-    // Every other slot is unchanged.
-    for ((x, y), i) in a.iter().zip(b).zip(&ind) {
-        let other = gate.not(ctx, *i);
-        let other_sel = gate.mul(ctx, sel, other);
-        eq_if(ctx, gate, x.word, y.word, other_sel);
-    }
-
-    // Opening a position: no slot holds the series, and every slot below the chosen one is
-    // occupied (lowest free slot).
-    let opening = gate.mul(ctx, sel, b_empty);
-    let zero = ctx.load_zero();
-    let mut below = ctx.load_zero();
-    for (k, p) in b.iter().enumerate().rev() {
-        let same_series = gate.is_equal(ctx, p.series.cell(), series.cell());
-        let holds = gate.mul_not(ctx, p.empty, same_series);
-        eq_if(ctx, gate, holds, zero, opening);
-        // `below` = Σ_{m > k} ind_m: the chosen slot is above slot k.
-        let free_below = gate.mul(ctx, p.empty, below);
-        eq_if(ctx, gate, free_below, zero, opening);
-        below = gate.add(ctx, below, ind[k]);
-    }
-    // The after size is one of the after slots' sizes, each range-checked to 40 bits by its
-    // leaf; re-checking it here gives a typed handle.
-    Signed::check(ctx, range, a_size, bounds::SIZE_BITS)
 }
 
 /// §5.3 for a trade side: initial margin after, or all of (a) below initial before, (b)

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use collar_protocol::account::OrderSlot;
 use collar_protocol::batch::ExecutedBatch;
+use collar_protocol::margin::ceil_bps;
 use collar_protocol::merkle::SparseMerkleTree;
 use collar_protocol::params::ProtocolParams;
 use collar_protocol::state::{StateHeader, TxWitness};
-use collar_protocol::{Account, Series, State, Tx, Underlying, FEE_ACCOUNT};
+use collar_protocol::tx::Liquidate;
+use collar_protocol::{Account, Series, State, Tx, Underlying, FEE_ACCOUNT, INSURANCE_FUND};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 
 use super::BatchCircuitError;
@@ -110,14 +112,26 @@ impl PortReplay {
         after: Account,
         fill: Option<(u64, u32)>,
     ) -> Result<PortWitness, BatchCircuitError> {
+        self.write_moving(id, after, fill.map(|f| f.0), fill.map(|f| f.1))
+    }
+
+    /// [`PortReplay::write`] with the order fill and the moved series given apart.
+    fn write_moving(
+        &mut self,
+        id: u64,
+        after: Account,
+        order_id: Option<u64>,
+        series: Option<u32>,
+    ) -> Result<PortWitness, BatchCircuitError> {
         let before = self.current(id);
         let depth = self.params.order_slot_depth;
         let update = self
             .tree
             .update(id, after.leaf(depth))
             .map_err(|_| BatchCircuitError::Inconsistent("account write"))?;
-        let (order, position_slot) = match fill {
-            Some((order_id, series)) => {
+        let position_slot = series.map_or(0, |s| position_slot(&before, s));
+        let order = match order_id {
+            Some(order_id) => {
                 let slot = order_id & ((1u64 << depth) - 1);
                 let stored = before.orders.get(&slot).copied().unwrap_or_default();
                 let new_leaf = after.orders.get(&slot).map_or(Fr::zero(), OrderSlot::leaf);
@@ -125,13 +139,12 @@ impl PortReplay {
                     .orders_tree(depth)
                     .update(slot, new_leaf)
                     .map_err(|_| BatchCircuitError::Inconsistent("order slot"))?;
-                let order = OrderFillWitness {
+                OrderFillWitness {
                     stored,
                     siblings: u.siblings,
-                };
-                (order, position_slot(&before, series))
+                }
             }
-            None => (idle_order(depth), 0),
+            None => idle_order(depth),
         };
         self.accounts.insert(id, after.clone());
         Ok(PortWitness {
@@ -192,12 +205,16 @@ impl BatchWitness {
             });
         }
         let mut replay = PortReplay::new(before)?;
+        let mut state = before.clone();
         let mut slots = Vec::with_capacity(capacity);
         for w in &batch.witnesses {
             if w.header_before.accounts_root != replay.root() {
                 return Err(BatchCircuitError::Inconsistent("batch does not chain"));
             }
-            slots.push(slot_of(&mut replay, w)?);
+            slots.push(slot_of(&mut replay, &state, w)?);
+            state
+                .apply(&w.tx)
+                .map_err(|_| BatchCircuitError::Inconsistent("batch does not replay"))?;
             if w.header_after.accounts_root != replay.root() {
                 return Err(BatchCircuitError::Inconsistent("ports do not replay"));
             }
@@ -231,22 +248,55 @@ impl BatchWitness {
     pub fn reseal(&mut self, before: &State) -> Result<(), BatchCircuitError> {
         let mut replay = PortReplay::new(before)?;
         for slot in &mut self.slots {
-            let fills: Vec<Option<(u64, u32)>> = match &slot.tx {
-                Some(Tx::Trade(t)) => vec![
-                    Some((t.buy.order_id, t.buy.series)),
-                    Some((t.sell.order_id, t.sell.series)),
-                ],
-                _ => Vec::new(),
-            };
+            let plan = slot.tx.as_ref().map(port_moves).unwrap_or_default();
             for (i, port) in slot.ports.iter_mut().enumerate() {
-                let fill = fills.get(i).copied().flatten();
+                let (order_id, series) = plan.get(i).copied().unwrap_or_default();
                 let position_slot = port.position_slot;
-                *port = replay.write(port.account, port.after.clone(), fill)?;
+                *port = replay.write_moving(port.account, port.after.clone(), order_id, series)?;
                 port.position_slot = position_slot;
             }
         }
         Ok(())
     }
+}
+
+/// Per port of `tx`: the order id it fills and the series whose position it moves.
+fn port_moves(tx: &Tx) -> Vec<(Option<u64>, Option<u32>)> {
+    match tx {
+        Tx::Trade(t) => vec![
+            (Some(t.buy.order_id), Some(t.buy.series)),
+            (Some(t.sell.order_id), Some(t.sell.series)),
+        ],
+        Tx::Liquidate(l) => vec![
+            (None, Some(l.order.series)),
+            (None, None),
+            (None, Some(l.order.series)),
+        ],
+        Tx::SettleExpiry(s) => vec![(None, Some(s.series))],
+        _ => Vec::new(),
+    }
+}
+
+/// The insurance fund's payment for a short victim's deficit in `l` on `state` (§7.4 rule 9).
+fn liquidation_deficit(state: &State, l: &Liquidate) -> Result<u64, BatchCircuitError> {
+    let o = &l.order;
+    let victim = state
+        .account(o.victim)
+        .ok_or(BatchCircuitError::Inconsistent("victim"))?;
+    if victim.position(o.series) >= 0 {
+        return Ok(0);
+    }
+    let mark = u128::from(
+        state
+            .series()
+            .get(o.series as usize)
+            .ok_or(BatchCircuitError::Inconsistent("series"))?
+            .mark,
+    );
+    let price = mark + ceil_bps(mark, state.params().liquidation_penalty_bps);
+    let cost = u128::from(l.size) * price;
+    u64::try_from(cost.saturating_sub(u128::from(victim.collateral)))
+        .map_err(|_| BatchCircuitError::Inconsistent("deficit"))
 }
 
 fn final_of(w: &TxWitness, id: u64) -> Result<Account, BatchCircuitError> {
@@ -258,8 +308,16 @@ fn final_of(w: &TxWitness, id: u64) -> Result<Account, BatchCircuitError> {
         .ok_or(BatchCircuitError::Inconsistent("account not written"))
 }
 
-fn slot_of(replay: &mut PortReplay, w: &TxWitness) -> Result<SlotWitness, BatchCircuitError> {
+/// The ports of one transaction. `state` is the native state the transaction applies to; it
+/// gives the prices that split a write of an account appearing on two ports (a system account
+/// that is also a party) into its two legs.
+fn slot_of(
+    replay: &mut PortReplay,
+    state: &State,
+    w: &TxWitness,
+) -> Result<SlotWitness, BatchCircuitError> {
     let mut ports = Vec::with_capacity(PORTS);
+    let moves = port_moves(&w.tx);
     match &w.tx {
         Tx::Deposit(d) => ports.push(replay.write(d.account, final_of(w, d.account)?, None)?),
         Tx::Withdraw(x) => ports.push(replay.write(x.account, final_of(w, x.account)?, None)?),
@@ -279,6 +337,61 @@ fn slot_of(replay: &mut PortReplay, w: &TxWitness) -> Result<SlotWitness, BatchC
                 ports.push(replay.write(o.account, after, Some((o.order_id, o.series)))?);
             }
             ports.push(replay.write(FEE_ACCOUNT, final_of(w, FEE_ACCOUNT)?, None)?);
+        }
+        Tx::SettleExpiry(st) => {
+            // Ports: the account, then the fund. When the account is the fund, its first leg is
+            // the account's cash movement and the fund's leg undoes it.
+            let mut after = final_of(w, st.account)?;
+            if st.account == INSURANCE_FUND {
+                let acc = state
+                    .account(st.account)
+                    .ok_or(BatchCircuitError::Inconsistent("settled account"))?;
+                let series = state
+                    .series()
+                    .get(st.series as usize)
+                    .ok_or(BatchCircuitError::Inconsistent("settled series"))?;
+                let q = acc.position(st.series);
+                let value =
+                    u128::from(q.unsigned_abs()) * series.intrinsic(series.settlement_price);
+                let leg = if q > 0 {
+                    value
+                } else {
+                    value.min(u128::from(acc.collateral))
+                };
+                let leg =
+                    u64::try_from(leg).map_err(|_| BatchCircuitError::Inconsistent("value"))?;
+                after.collateral = if q > 0 {
+                    after.collateral.checked_add(leg)
+                } else {
+                    after.collateral.checked_sub(leg)
+                }
+                .ok_or(BatchCircuitError::Inconsistent("settlement legs"))?;
+            }
+            ports.push(replay.write_moving(st.account, after, None, moves[0].1)?);
+            let fund = final_of(w, INSURANCE_FUND)?;
+            ports.push(replay.write(INSURANCE_FUND, fund, None)?);
+        }
+        Tx::Liquidate(l) => {
+            // Ports: the victim, the fund, the liquidator. A victim that is the fund has no
+            // deficit (it would pay itself from nothing); a liquidator that is the fund first
+            // pays the deficit on the fund's port, then takes its liquidator leg.
+            let o = &l.order;
+            ports.push(replay.write_moving(o.victim, final_of(w, o.victim)?, None, moves[0].1)?);
+            let fund_after = if o.liquidator == INSURANCE_FUND {
+                let mut fund = replay.current(INSURANCE_FUND);
+                fund.collateral = fund
+                    .collateral
+                    .checked_sub(liquidation_deficit(state, l)?)
+                    .ok_or(BatchCircuitError::Inconsistent("deficit"))?;
+                fund
+            } else if o.victim == INSURANCE_FUND {
+                replay.current(INSURANCE_FUND)
+            } else {
+                final_of(w, INSURANCE_FUND).unwrap_or_else(|_| replay.current(INSURANCE_FUND))
+            };
+            ports.push(replay.write(INSURANCE_FUND, fund_after, None)?);
+            let liq = final_of(w, o.liquidator)?;
+            ports.push(replay.write_moving(o.liquidator, liq, None, moves[2].1)?);
         }
         other => return Err(BatchCircuitError::Unsupported(other.kind())),
     }

@@ -1,0 +1,105 @@
+//! §7.5 Settle expiry: an expired position closes at intrinsic value against the insurance fund,
+//! on ports 0 (the account) and 1 (the fund).
+
+use collar_protocol::pubdata::record;
+use collar_protocol::{Tx, INSURANCE_FUND};
+use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::{AssignedValue, Context};
+
+use super::gadgets::{abs, eq_if, holds_long, min, move_position, Move, SeriesRead};
+use super::witness::SlotWitness;
+use super::{AssignedPort, SlotEnv};
+use crate::account::SERIES_BITS;
+use crate::safe::Ranged;
+
+/// Constrains `slot` as an expiry settlement under `sel` and returns the hash of its
+/// public-data record (§10), computed whatever the type.
+pub(super) fn constrain(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    env: &SlotEnv<'_>,
+    slot: &SlotWitness,
+    ports: &[AssignedPort],
+    sel: AssignedValue<Fr>,
+) -> AssignedValue<Fr> {
+    let gate = range.gate();
+    let series_id = match &slot.tx {
+        Some(Tx::SettleExpiry(s)) => s.series,
+        _ => 0,
+    };
+    let zero = ctx.load_zero();
+    let one = ctx.load_constant(Fr::one());
+    let series = Ranged::load(ctx, range, Fr::from(u64::from(series_id)), SERIES_BITS);
+    let (acc, fund) = (&ports[0], &ports[1]);
+
+    // 1. A registered series with a settlement price; the fund is the counterparty.
+    let terms = SeriesRead::new(ctx, range, env.view, &series);
+    eq_if(ctx, gate, terms.registered, one, sel);
+    let unsettled = gate.is_zero(ctx, terms.settlement_price.cell());
+    eq_if(ctx, gate, unsettled, zero, sel);
+    let fund_id = ctx.load_constant(Fr::from(INSURANCE_FUND));
+    eq_if(ctx, gate, fund.index.cell(), fund_id, sel);
+
+    // 2. The account exists and holds Q != 0 in the series; 6. the slot empties.
+    eq_if(ctx, gate, acc.before.exists, one, sel);
+    let mv = move_position(
+        ctx,
+        range,
+        acc,
+        &series,
+        Move::Close,
+        slot.ports[0].position_slot,
+        sel,
+    );
+    let (size, short) = abs(ctx, range, &mv.before);
+
+    // 3. value = |Q|·cs·max(S-K, 0) for a call, |Q|·cs·max(K-S, 0) for a put; exact.
+    let above = terms
+        .settlement_price
+        .saturating_sub(ctx, range, &terms.strike);
+    let below = terms
+        .strike
+        .saturating_sub(ctx, range, &terms.settlement_price);
+    let per_unit = Ranged::select(ctx, gate, &below, &above, terms.is_put);
+    let intrinsic = terms.contract_size.mul(ctx, gate, &per_unit);
+    let value = size.mul(ctx, gate, &intrinsic);
+
+    // 4. Long: the fund pays in full (its new collateral's 63-bit range check rules out
+    // paying more than it holds). 5. Short: the account pays min(value, collateral); a
+    // shortfall only for an account holding no long.
+    let paid = min(ctx, range, &value, &acc.before.collateral);
+    let shortfall = gate.sub(ctx, value.cell(), paid.cell());
+    let covered = gate.is_zero(ctx, shortfall);
+    let has_shortfall = gate.not(ctx, covered);
+    let long_held = holds_long(ctx, range, &acc.before);
+    let blocked = gate.and(ctx, has_shortfall, long_held);
+    let short_sel = gate.mul(ctx, sel, short);
+    eq_if(ctx, gate, blocked, zero, short_sel);
+
+    let acc_debited = gate.sub(ctx, acc.before.collateral.cell(), paid.cell());
+    let acc_credited = gate.add(ctx, acc.before.collateral.cell(), value.cell());
+    let acc_cash = gate.select(ctx, acc_debited, acc_credited, short);
+    eq_if(ctx, gate, acc.after.collateral.cell(), acc_cash, sel);
+    let fund_credited = gate.add(ctx, fund.before.collateral.cell(), paid.cell());
+    let fund_debited = gate.sub(ctx, fund.before.collateral.cell(), value.cell());
+    let fund_cash = gate.select(ctx, fund_credited, fund_debited, short);
+    eq_if(ctx, gate, fund.after.collateral.cell(), fund_cash, sel);
+
+    // Nothing else changes.
+    for port in [acc, fund] {
+        let (b, a) = (&port.before, &port.after);
+        eq_if(ctx, gate, a.nonce.cell(), b.nonce.cell(), sel);
+        eq_if(ctx, gate, a.orders_root, b.orders_root, sel);
+        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
+            eq_if(ctx, gate, *x, *y, sel);
+        }
+    }
+    for (x, y) in fund.after.positions.iter().zip(&fund.before.positions) {
+        eq_if(ctx, gate, x.word, y.word, sel);
+    }
+
+    let kind = ctx.load_constant(Fr::from(u64::from(record::SETTLE)));
+    env.poseidon
+        .hash(ctx, gate, &[kind, acc.index.cell(), series.cell()])
+}
