@@ -98,12 +98,12 @@ fn unsupported_types_and_overfull_batches_are_refused() {
         })
     ));
     let h = Harness::new(ProtocolParams::small(), 1);
-    let r = h.register(0, 100, 1_000, collar_protocol::OptionKind::Call, 1);
+    let t = h.tick(10, &[(0, 100_000, vec![])]);
     let before = h.state.clone();
     let mut s = before.clone();
-    let exec = batch::execute(&mut s, 1, &[r.tx]).unwrap();
+    let exec = batch::execute(&mut s, 1, &[t.tx]).unwrap();
     assert_eq!(
         BatchWitness::new(&before, &exec, 2).unwrap_err(),
-        BatchCircuitError::Unsupported("register_series")
+        BatchCircuitError::Unsupported("oracle_tick")
     );
 }

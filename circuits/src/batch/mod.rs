@@ -11,6 +11,7 @@
 
 mod gadgets;
 mod liquidate;
+mod register;
 mod settle;
 mod trade;
 mod witness;
@@ -108,6 +109,7 @@ pub(crate) struct SlotType {
     pub(crate) trade: AssignedValue<Fr>,
     pub(crate) liquidate: AssignedValue<Fr>,
     pub(crate) settle: AssignedValue<Fr>,
+    pub(crate) register: AssignedValue<Fr>,
 }
 
 impl SlotType {
@@ -122,7 +124,8 @@ impl SlotType {
         let trade = flag(matches!(tx, Some(Tx::Trade(_))));
         let liquidate = flag(matches!(tx, Some(Tx::Liquidate(_))));
         let settle = flag(matches!(tx, Some(Tx::SettleExpiry(_))));
-        let active = gate.sum(ctx, [deposit, withdraw, trade, liquidate, settle]);
+        let register = flag(matches!(tx, Some(Tx::RegisterSeries(_))));
+        let active = gate.sum(ctx, [deposit, withdraw, trade, liquidate, settle, register]);
         // At most one type: the sum of the flags is itself a bit.
         gate.assert_bit(ctx, active);
         let noop = gate.not(ctx, active);
@@ -133,6 +136,7 @@ impl SlotType {
             trade,
             liquidate,
             settle,
+            register,
         }
     }
 }
@@ -167,7 +171,7 @@ pub fn build_batch(
     // Header in: the market lists are hashed from their entries, the parameters hash is the
     // circuit's own constant (so a verifying key is bound to its rule constants), the rest is
     // witnessed and bound by the old root.
-    let series = assign_series(ctx, range, &poseidon, &w.series, p.max_series);
+    let mut series = assign_series(ctx, range, &poseidon, &w.series, p.max_series);
     let unds = assign_underlyings(ctx, range, &poseidon, &w.underlyings, p.max_underlyings);
     let h = &w.header_before;
     let before = HeaderCells {
@@ -190,13 +194,6 @@ pub fn build_batch(
     let zero = ctx.load_zero();
     let one = ctx.load_constant(Fr::one());
     let now = Ranged::check(ctx, range, before.time, bounds::TIME_BITS);
-    let view = MarketView::new(ctx, gate, &series, &unds);
-    let env = SlotEnv {
-        poseidon: &poseidon,
-        view: &view,
-        now,
-        params: p,
-    };
     let withdrawal_tag = ctx.load_constant(domain_tag(tags::WITHDRAWAL_CHAIN));
     let withdraw_type = ctx.load_constant(Fr::from(u64::from(record::WITHDRAW)));
     let deposit_tag = ctx.load_constant(domain_tag(tags::DEPOSIT));
@@ -207,6 +204,14 @@ pub fn build_batch(
     for slot in &w.slots {
         assert_eq!(slot.ports.len(), PORTS, "every slot has {PORTS} ports");
         let ty = SlotType::assign(ctx, gate, slot.tx.as_ref());
+        // The registry as this slot sees it (registrations earlier in the batch included).
+        let view = MarketView::new(ctx, gate, &series, &unds);
+        let env = SlotEnv {
+            poseidon: &poseidon,
+            view: &view,
+            now,
+            params: p,
+        };
 
         // The writes: both leaves from their preimages, each a Merkle update chained on the
         // accounts root, in port order.
@@ -232,7 +237,7 @@ pub fn build_batch(
                 after: a,
             });
         }
-        // Idle ports are identity writes: port 0 in padding, port 1 outside trades,
+        // Idle ports are identity writes: port 0 in padding and registrations, port 1 outside trades,
         // liquidations and settlements, port 2 outside trades and liquidations.
         eq_if(
             ctx,
@@ -380,6 +385,8 @@ pub fn build_batch(
             liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate);
         // §7.5 Settle expiry: ports 0 (account), 1 (fund).
         let settle_record = settle::constrain(ctx, range, &env, slot, &ports, ty.settle);
+        // §7.7 Register series: no account port; the registry entry at series_count.
+        let (register_record, registry) = register::constrain(ctx, range, &env, slot, ty.register);
 
         // Public data (§10): one chain step per non-padding slot over the record of its type.
         let record = gate.inner_product(
@@ -390,18 +397,28 @@ pub fn build_batch(
                 trade_record,
                 liquidation_record,
                 settle_record,
+                register_record,
             ],
-            [ty.deposit, ty.withdraw, ty.trade, ty.liquidate, ty.settle]
-                .map(halo2_base::QuantumCell::Existing),
+            [
+                ty.deposit,
+                ty.withdraw,
+                ty.trade,
+                ty.liquidate,
+                ty.settle,
+                ty.register,
+            ]
+            .map(halo2_base::QuantumCell::Existing),
         );
         let next = poseidon.hash(ctx, gate, &[pubdata_tag, pubdata, record]);
         pubdata = gate.select(ctx, pubdata, next, ty.noop);
+        series = registry;
     }
     // The count stays a 64-bit value (§7.1).
     range.range_check(ctx, deposit_count, 64);
 
     let after = HeaderCells {
         accounts_root,
+        series_hash: list_hash(ctx, gate, &poseidon, series.iter().map(|s| s.leaf)),
         deposit_head,
         deposit_count,
         ..before

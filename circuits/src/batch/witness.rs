@@ -393,6 +393,7 @@ fn slot_of(
             let liq = final_of(w, o.liquidator)?;
             ports.push(replay.write_moving(o.liquidator, liq, None, moves[2].1)?);
         }
+        Tx::RegisterSeries(_) => {}
         other => return Err(BatchCircuitError::Unsupported(other.kind())),
     }
     while ports.len() < PORTS {
