@@ -20,7 +20,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the verifying key for this test's shape (small params, 2 slots, dev SRS
 /// seed 42).
-const PINNED_VK: &str = "0x1e140299bfc1b052dd1af259dd833a772d10957b832b40f8d860a326f7bf4daa";
+const PINNED_VK: &str = "0x0fa665697e51399d17fc4a1a65dbf0afe8758a8706008596cf3985803396124d";
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
