@@ -203,3 +203,22 @@ fn forged_settlements_are_rejected() {
     });
     assert!(rule_failed(&bad), "{:?}", bad.failures);
 }
+
+/// The fund liquidates an insolvent victim itself: it pays the deficit on its fund port and
+/// takes the liquidator's leg on port 2 (the same account written twice).
+#[test]
+fn the_fund_as_liquidator_pays_the_deficit_then_takes_the_position() {
+    let mut h = liquidatable();
+    h.fund(INSURANCE_FUND, 2_000_000);
+    let before = h.state.clone();
+    let txs = vec![h.liquidate(INSURANCE_FUND, 6, CALL, 10, 0).tx];
+    let mut s = before.clone();
+    batch::execute(&mut s, 5, &txs).unwrap();
+    assert_eq!(
+        s.account(6).unwrap().collateral,
+        0,
+        "the victim paid all it had"
+    );
+    let out = run(&before, &txs, |_| {});
+    assert!(out.is_satisfied(), "{:?}", out.failures);
+}
