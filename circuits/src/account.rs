@@ -83,29 +83,31 @@ pub fn position_from_cells(
     series: AssignedValue<Fr>,
     size: AssignedValue<Fr>,
 ) -> AssignedPosition {
-    let gate = range.gate();
-    let series = Ranged::check(ctx, range, series, SERIES_BITS);
-    let size = Signed::check(ctx, range, size, SIZE_BITS);
-    let empty = gate.is_zero(ctx, size.cell());
-    // Canonical empty slot: series · empty = 0.
-    let stray = gate.mul(ctx, series.cell(), empty);
-    gate.assert_is_const(ctx, &stray, &Fr::zero());
-    // series·2^64 + size + (2^64 + 2^63): never 0 for in-range operands, below 2^81.
-    let hi = gate.mul_add(
-        ctx,
-        series.cell(),
-        Constant(fr_from_u128(1 << 64)),
-        size.cell(),
-    );
-    let full = gate.add(ctx, hi, Constant(fr_from_u128((1 << 64) + (1 << 63))));
-    // word = (1 - empty) · full.
-    let word = gate.mul_not(ctx, empty, full);
-    AssignedPosition {
-        series,
-        size,
-        empty,
-        word,
-    }
+    crate::stats::measure(crate::stats::Component::AccountLeaf, ctx, |ctx| {
+        let gate = range.gate();
+        let series = Ranged::check(ctx, range, series, SERIES_BITS);
+        let size = Signed::check(ctx, range, size, SIZE_BITS);
+        let empty = gate.is_zero(ctx, size.cell());
+        // Canonical empty slot: series · empty = 0.
+        let stray = gate.mul(ctx, series.cell(), empty);
+        gate.assert_is_const(ctx, &stray, &Fr::zero());
+        // series·2^64 + size + (2^64 + 2^63): never 0 for in-range operands, below 2^81.
+        let hi = gate.mul_add(
+            ctx,
+            series.cell(),
+            Constant(fr_from_u128(1 << 64)),
+            size.cell(),
+        );
+        let full = gate.add(ctx, hi, Constant(fr_from_u128((1 << 64) + (1 << 63))));
+        // word = (1 - empty) · full.
+        let word = gate.mul_not(ctx, empty, full);
+        AssignedPosition {
+            series,
+            size,
+            empty,
+            word,
+        }
+    })
 }
 
 /// Loads one native slot as witnesses and constrains it ([`position_from_cells`]).
@@ -114,9 +116,11 @@ pub fn assign_position(
     range: &RangeChip<Fr>,
     p: &Position,
 ) -> AssignedPosition {
-    let series = ctx.load_witness(Fr::from(u64::from(p.series)));
-    let size = ctx.load_witness(fr_from_i128(i128::from(p.size)));
-    position_from_cells(ctx, range, series, size)
+    crate::stats::measure(crate::stats::Component::AccountLeaf, ctx, |ctx| {
+        let series = ctx.load_witness(Fr::from(u64::from(p.series)));
+        let size = ctx.load_witness(fr_from_i128(i128::from(p.size)));
+        position_from_cells(ctx, range, series, size)
+    })
 }
 
 /// Constrains an account from cells (PROTOCOL.md §4.2): range-checks the nonce (32 bits) and
@@ -140,71 +144,73 @@ pub fn account_from_cells(
     cells: AccountCells,
     order_slot_depth: usize,
 ) -> AssignedAccount {
-    assert!(
-        (1..=collar_protocol::merkle::MAX_DEPTH).contains(&order_slot_depth),
-        "order_slot_depth {order_slot_depth} is outside 1..={}",
-        collar_protocol::merkle::MAX_DEPTH
-    );
-    let gate = range.gate();
-    let AccountCells {
-        pubkey,
-        nonce,
-        collateral,
-        positions,
-        orders_root,
-    } = cells;
-    let nonce = Ranged::check(ctx, range, nonce, NONCE_BITS);
-    let collateral = Ranged::check(ctx, range, collateral, COLLATERAL_BITS);
+    crate::stats::measure(crate::stats::Component::AccountLeaf, ctx, |ctx| {
+        assert!(
+            (1..=collar_protocol::merkle::MAX_DEPTH).contains(&order_slot_depth),
+            "order_slot_depth {order_slot_depth} is outside 1..={}",
+            collar_protocol::merkle::MAX_DEPTH
+        );
+        let gate = range.gate();
+        let AccountCells {
+            pubkey,
+            nonce,
+            collateral,
+            positions,
+            orders_root,
+        } = cells;
+        let nonce = Ranged::check(ctx, range, nonce, NONCE_BITS);
+        let collateral = Ranged::check(ctx, range, collateral, COLLATERAL_BITS);
 
-    let words: Vec<_> = positions.iter().map(|p| p.word).collect();
-    let positions_hash = poseidon.hash(ctx, gate, &words);
+        let words: Vec<_> = positions.iter().map(|p| p.word).collect();
+        let positions_hash = poseidon.hash(ctx, gate, &words);
 
-    let x_zero = gate.is_zero(ctx, pubkey[0]);
-    let y_zero = gate.is_zero(ctx, pubkey[1]);
-    let absent = gate.and(ctx, x_zero, y_zero);
-    let exists = gate.not(ctx, absent);
+        let x_zero = gate.is_zero(ctx, pubkey[0]);
+        let y_zero = gate.is_zero(ctx, pubkey[1]);
+        let absent = gate.and(ctx, x_zero, y_zero);
+        let exists = gate.not(ctx, absent);
 
-    // An absent account holds nothing: field · absent = 0 for each field, and
-    // (orders_root - E_D) · absent = 0.
-    let zero = Fr::zero();
-    for field in [nonce.cell(), collateral.cell()]
-        .into_iter()
-        .chain(words.iter().copied())
-    {
-        let held = gate.mul(ctx, field, absent);
+        // An absent account holds nothing: field · absent = 0 for each field, and
+        // (orders_root - E_D) · absent = 0.
+        let zero = Fr::zero();
+        for field in [nonce.cell(), collateral.cell()]
+            .into_iter()
+            .chain(words.iter().copied())
+        {
+            let held = gate.mul(ctx, field, absent);
+            gate.assert_is_const(ctx, &held, &zero);
+        }
+        let orders_diff = gate.sub(
+            ctx,
+            Existing(orders_root),
+            Constant(empty_root(order_slot_depth)),
+        );
+        let held = gate.mul(ctx, orders_diff, absent);
         gate.assert_is_const(ctx, &held, &zero);
-    }
-    let orders_diff = gate.sub(
-        ctx,
-        Existing(orders_root),
-        Constant(empty_root(order_slot_depth)),
-    );
-    let held = gate.mul(ctx, orders_diff, absent);
-    gate.assert_is_const(ctx, &held, &zero);
 
-    let hash = poseidon.hash(
-        ctx,
-        gate,
-        &[
-            pubkey[0],
-            pubkey[1],
-            nonce.cell(),
-            collateral.cell(),
+        let hash = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                pubkey[0],
+                pubkey[1],
+                nonce.cell(),
+                collateral.cell(),
+                positions_hash,
+                orders_root,
+            ],
+        );
+        let leaf = gate.mul(ctx, hash, exists);
+        AssignedAccount {
+            pubkey,
+            nonce,
+            collateral,
+            positions,
             positions_hash,
             orders_root,
-        ],
-    );
-    let leaf = gate.mul(ctx, hash, exists);
-    AssignedAccount {
-        pubkey,
-        nonce,
-        collateral,
-        positions,
-        positions_hash,
-        orders_root,
-        exists,
-        leaf,
-    }
+            exists,
+            leaf,
+        }
+    })
 }
 
 /// Loads a native account as witnesses and constrains it ([`account_from_cells`]); the
@@ -222,31 +228,33 @@ pub fn assign_account(
     acc: &Account,
     order_slot_depth: usize,
 ) -> AssignedAccount {
-    let pubkey = [
-        ctx.load_witness(acc.pubkey.x),
-        ctx.load_witness(acc.pubkey.y),
-    ];
-    let nonce = ctx.load_witness(Fr::from(acc.nonce));
-    let collateral = ctx.load_witness(Fr::from(acc.collateral));
-    let positions = acc
-        .positions
-        .iter()
-        .map(|p| assign_position(ctx, range, p))
-        .collect();
-    let orders_root = ctx.load_witness(acc.orders_root(order_slot_depth));
-    account_from_cells(
-        ctx,
-        range,
-        poseidon,
-        AccountCells {
-            pubkey,
-            nonce,
-            collateral,
-            positions,
-            orders_root,
-        },
-        order_slot_depth,
-    )
+    crate::stats::measure(crate::stats::Component::AccountLeaf, ctx, |ctx| {
+        let pubkey = [
+            ctx.load_witness(acc.pubkey.x),
+            ctx.load_witness(acc.pubkey.y),
+        ];
+        let nonce = ctx.load_witness(Fr::from(acc.nonce));
+        let collateral = ctx.load_witness(Fr::from(acc.collateral));
+        let positions = acc
+            .positions
+            .iter()
+            .map(|p| assign_position(ctx, range, p))
+            .collect();
+        let orders_root = ctx.load_witness(acc.orders_root(order_slot_depth));
+        account_from_cells(
+            ctx,
+            range,
+            poseidon,
+            AccountCells {
+                pubkey,
+                nonce,
+                collateral,
+                positions,
+                orders_root,
+            },
+            order_slot_depth,
+        )
+    })
 }
 
 /// The leaf of an order slot, `H(order_id, filled)` (PROTOCOL.md §4.4, native `OrderSlot::leaf`).
@@ -264,15 +272,17 @@ pub fn assign_order_slot_leaf(
     order_id: &Ranged,
     filled: &Ranged,
 ) -> AssignedValue<Fr> {
-    assert!(
-        order_id.bits() <= NONCE_BITS,
-        "order id is {} bits wide, over {NONCE_BITS}",
-        order_id.bits()
-    );
-    assert!(
-        filled.bits() <= SIZE_BITS,
-        "filled is {} bits wide, over {SIZE_BITS}",
-        filled.bits()
-    );
-    poseidon.hash(ctx, gate, &[order_id.cell(), filled.cell()])
+    crate::stats::measure(crate::stats::Component::AccountLeaf, ctx, |ctx| {
+        assert!(
+            order_id.bits() <= NONCE_BITS,
+            "order id is {} bits wide, over {NONCE_BITS}",
+            order_id.bits()
+        );
+        assert!(
+            filled.bits() <= SIZE_BITS,
+            "filled is {} bits wide, over {SIZE_BITS}",
+            filled.bits()
+        );
+        poseidon.hash(ctx, gate, &[order_id.cell(), filled.cell()])
+    })
 }

@@ -12,4 +12,5 @@ pub mod merkle;
 pub mod portfolio;
 pub mod poseidon;
 pub mod safe;
+pub mod stats;
 pub mod testing;

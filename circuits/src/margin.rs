@@ -105,12 +105,14 @@ impl AssignedMarginParams {
     ) -> Self {
         let mut rate = |v: Fr| {
             let r = Ranged::load(ctx, range, v, bounds::BPS_BITS);
-            range.check_less_than(
-                ctx,
-                r.cell(),
-                Constant(Fr::from(BPS + 1)),
-                bounds::BPS_BITS as usize,
-            );
+            crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+                range.check_less_than(
+                    ctx,
+                    r.cell(),
+                    Constant(Fr::from(BPS + 1)),
+                    bounds::BPS_BITS as usize,
+                )
+            });
             r
         };
         Self {
@@ -181,31 +183,35 @@ pub fn short_add_ons(
     spot: &Ranged,
     p: &AssignedMarginParams,
 ) -> (Ranged, Ranged) {
-    assert!(s.strike.bits() <= bounds::UNIT_PRICE_BITS && spot.bits() <= bounds::UNIT_PRICE_BITS);
-    assert!(s.contract_size.bits() <= bounds::CONTRACT_SIZE_BITS);
-    assert!(s.mark.bits() <= bounds::CONTRACT_PRICE_BITS);
-    for r in [p.im_spot_bps, p.mm_spot_bps, p.put_mm_mark_bps] {
-        assert!(r.bits() <= bounds::BPS_BITS);
-    }
-    let gate = range.gate();
-    let notional = s.contract_size.mul(ctx, gate, spot);
-    // OTM per unit: max(K - S, 0) for a call, max(S - K, 0) for a put.
-    let hi = Ranged::select(ctx, gate, spot, &s.strike, s.is_put);
-    let lo = Ranged::select(ctx, gate, &s.strike, spot, s.is_put);
-    let otm_unit = hi.saturating_sub(ctx, range, &lo);
-    let otm = s.contract_size.mul(ctx, gate, &otm_unit);
-    let im_spot = notional.ceil_bps(ctx, range, &p.im_spot_bps);
-    let mm_spot = notional.ceil_bps(ctx, range, &p.mm_spot_bps);
-    let base = im_spot
-        .saturating_sub(ctx, range, &otm)
-        .max(ctx, range, &mm_spot);
-    let mark_floor = s.mark.ceil_bps(ctx, range, &p.put_mm_mark_bps);
-    let zero = Ranged::constant(ctx, 0);
-    let put_floor = Ranged::select(ctx, gate, &mark_floor, &zero, s.is_put);
-    let mm = mm_spot.max(ctx, range, &put_floor);
-    let im = base.max(ctx, range, &mm);
-    debug_assert!(im.bits() == ADD_ON_BITS && mm.bits() == ADD_ON_BITS);
-    (im, mm)
+    crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
+        assert!(
+            s.strike.bits() <= bounds::UNIT_PRICE_BITS && spot.bits() <= bounds::UNIT_PRICE_BITS
+        );
+        assert!(s.contract_size.bits() <= bounds::CONTRACT_SIZE_BITS);
+        assert!(s.mark.bits() <= bounds::CONTRACT_PRICE_BITS);
+        for r in [p.im_spot_bps, p.mm_spot_bps, p.put_mm_mark_bps] {
+            assert!(r.bits() <= bounds::BPS_BITS);
+        }
+        let gate = range.gate();
+        let notional = s.contract_size.mul(ctx, gate, spot);
+        // OTM per unit: max(K - S, 0) for a call, max(S - K, 0) for a put.
+        let hi = Ranged::select(ctx, gate, spot, &s.strike, s.is_put);
+        let lo = Ranged::select(ctx, gate, &s.strike, spot, s.is_put);
+        let otm_unit = hi.saturating_sub(ctx, range, &lo);
+        let otm = s.contract_size.mul(ctx, gate, &otm_unit);
+        let im_spot = notional.ceil_bps(ctx, range, &p.im_spot_bps);
+        let mm_spot = notional.ceil_bps(ctx, range, &p.mm_spot_bps);
+        let base = im_spot
+            .saturating_sub(ctx, range, &otm)
+            .max(ctx, range, &mm_spot);
+        let mark_floor = s.mark.ceil_bps(ctx, range, &p.put_mm_mark_bps);
+        let zero = Ranged::constant(ctx, 0);
+        let put_floor = Ranged::select(ctx, gate, &mark_floor, &zero, s.is_put);
+        let mm = mm_spot.max(ctx, range, &put_floor);
+        let im = base.max(ctx, range, &mm);
+        debug_assert!(im.bits() == ADD_ON_BITS && mm.bits() == ADD_ON_BITS);
+        (im, mm)
+    })
 }
 
 /// One position slot's inputs, looked up by the batch circuit from the slot's series id.
@@ -268,30 +274,32 @@ pub fn position_margin(
     range: &RangeChip<Fr>,
     p: &PositionTerms,
 ) -> AssignedPositionMargin {
-    assert!(p.size.bits() <= bounds::SIZE_BITS);
-    let gate = range.gate();
-    let (im_per_contract, mm_per_contract) =
-        short_add_ons(ctx, range, &p.series, &p.spot, &p.params);
-    let is_short = p.size.is_negative(ctx, range);
-    let neg = gate.neg(ctx, p.size.cell());
-    let abs = gate.select(ctx, neg, p.size.cell(), is_short);
-    let abs_size = Ranged::check(ctx, range, abs, bounds::SIZE_BITS);
-    let zero = Ranged::constant(ctx, 0);
-    let short_size = Ranged::select(ctx, gate, &abs_size, &zero, is_short);
-    let value = p.size.mul_ranged(ctx, gate, &p.series.mark);
-    let short_value = short_size.mul(ctx, gate, &p.series.mark);
-    let initial = short_size.mul(ctx, gate, &im_per_contract);
-    let maintenance = short_size.mul(ctx, gate, &mm_per_contract);
-    AssignedPositionMargin {
-        is_short,
-        abs_size,
-        im_per_contract,
-        mm_per_contract,
-        value,
-        short_value,
-        initial,
-        maintenance,
-    }
+    crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
+        assert!(p.size.bits() <= bounds::SIZE_BITS);
+        let gate = range.gate();
+        let (im_per_contract, mm_per_contract) =
+            short_add_ons(ctx, range, &p.series, &p.spot, &p.params);
+        let is_short = p.size.is_negative(ctx, range);
+        let neg = gate.neg(ctx, p.size.cell());
+        let abs = gate.select(ctx, neg, p.size.cell(), is_short);
+        let abs_size = Ranged::check(ctx, range, abs, bounds::SIZE_BITS);
+        let zero = Ranged::constant(ctx, 0);
+        let short_size = Ranged::select(ctx, gate, &abs_size, &zero, is_short);
+        let value = p.size.mul_ranged(ctx, gate, &p.series.mark);
+        let short_value = short_size.mul(ctx, gate, &p.series.mark);
+        let initial = short_size.mul(ctx, gate, &im_per_contract);
+        let maintenance = short_size.mul(ctx, gate, &mm_per_contract);
+        AssignedPositionMargin {
+            is_short,
+            abs_size,
+            im_per_contract,
+            mm_per_contract,
+            value,
+            short_value,
+            initial,
+            maintenance,
+        }
+    })
 }
 
 /// Sums `items` pairwise (a balanced tree), so the width grows by `ceil(log2(len))`.
@@ -326,39 +334,41 @@ pub fn sum_margin(
     collateral: &Ranged,
     positions: &[AssignedPositionMargin],
 ) -> AssignedMargin {
-    assert!(
-        positions.len() <= MAX_POSITIONS,
-        "at most {MAX_POSITIONS} positions"
-    );
-    assert!(collateral.bits() <= bounds::COLLATERAL_BITS);
-    let c = collateral.to_signed();
-    let sum_ranged = |ctx: &mut Context<Fr>, f: fn(&AssignedPositionMargin) -> Ranged| {
-        tree_sum(ctx, positions.iter().map(f).collect(), |ctx, a, b| {
-            a.add(ctx, gate, b)
-        })
-    };
-    let values = tree_sum(
-        ctx,
-        positions.iter().map(|p| p.value).collect(),
-        |ctx, a, b| a.add(ctx, gate, b),
-    );
-    let equity = match values {
-        Some(v) => c.add(ctx, gate, &v),
-        None => c,
-    };
-    let im_equity = match sum_ranged(ctx, |p| p.short_value) {
-        Some(v) => c.sub(ctx, gate, &v.to_signed()),
-        None => c,
-    };
-    let initial = sum_ranged(ctx, |p| p.initial).unwrap_or_else(|| Ranged::constant(ctx, 0));
-    let maintenance =
-        sum_ranged(ctx, |p| p.maintenance).unwrap_or_else(|| Ranged::constant(ctx, 0));
-    AssignedMargin {
-        equity,
-        im_equity,
-        initial,
-        maintenance,
-    }
+    crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
+        assert!(
+            positions.len() <= MAX_POSITIONS,
+            "at most {MAX_POSITIONS} positions"
+        );
+        assert!(collateral.bits() <= bounds::COLLATERAL_BITS);
+        let c = collateral.to_signed();
+        let sum_ranged = |ctx: &mut Context<Fr>, f: fn(&AssignedPositionMargin) -> Ranged| {
+            tree_sum(ctx, positions.iter().map(f).collect(), |ctx, a, b| {
+                a.add(ctx, gate, b)
+            })
+        };
+        let values = tree_sum(
+            ctx,
+            positions.iter().map(|p| p.value).collect(),
+            |ctx, a, b| a.add(ctx, gate, b),
+        );
+        let equity = match values {
+            Some(v) => c.add(ctx, gate, &v),
+            None => c,
+        };
+        let im_equity = match sum_ranged(ctx, |p| p.short_value) {
+            Some(v) => c.sub(ctx, gate, &v.to_signed()),
+            None => c,
+        };
+        let initial = sum_ranged(ctx, |p| p.initial).unwrap_or_else(|| Ranged::constant(ctx, 0));
+        let maintenance =
+            sum_ranged(ctx, |p| p.maintenance).unwrap_or_else(|| Ranged::constant(ctx, 0));
+        AssignedMargin {
+            equity,
+            im_equity,
+            initial,
+            maintenance,
+        }
+    })
 }
 
 /// The margin figures of an account with `collateral` (63 bits) and position slots
@@ -373,15 +383,17 @@ pub fn account_margin(
     collateral: &Ranged,
     positions: &[PositionTerms],
 ) -> AssignedMargin {
-    assert!(
-        positions.len() <= MAX_POSITIONS,
-        "at most {MAX_POSITIONS} positions"
-    );
-    let per: Vec<AssignedPositionMargin> = positions
-        .iter()
-        .map(|p| position_margin(ctx, range, p))
-        .collect();
-    sum_margin(ctx, range.gate(), collateral, &per)
+    crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
+        assert!(
+            positions.len() <= MAX_POSITIONS,
+            "at most {MAX_POSITIONS} positions"
+        );
+        let per: Vec<AssignedPositionMargin> = positions
+            .iter()
+            .map(|p| position_margin(ctx, range, p))
+            .collect();
+        sum_margin(ctx, range.gate(), collateral, &per)
+    })
 }
 
 /// The boolean cell `equity >= requirement` (PROTOCOL.md §5.3): initial margin with
@@ -392,5 +404,7 @@ pub fn meets(
     equity: &Signed,
     requirement: &Ranged,
 ) -> AssignedValue<Fr> {
-    equity.is_ge(ctx, range, &requirement.to_signed())
+    crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
+        equity.is_ge(ctx, range, &requirement.to_signed())
+    })
 }

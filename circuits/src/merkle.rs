@@ -32,13 +32,15 @@ pub fn index_bits(
     index: AssignedValue<Fr>,
     depth: usize,
 ) -> Vec<AssignedValue<Fr>> {
-    assert!(
-        (1..=MAX_DEPTH).contains(&depth),
-        "Merkle depth {depth} is outside 1..={MAX_DEPTH}"
-    );
-    // `num_to_bits` witnesses the low `depth` bits, constrains each boolean and copy-constrains
-    // their weighted sum to `index`.
-    range.gate().num_to_bits(ctx, index, depth)
+    crate::stats::measure(crate::stats::Component::Merkle, ctx, |ctx| {
+        assert!(
+            (1..=MAX_DEPTH).contains(&depth),
+            "Merkle depth {depth} is outside 1..={MAX_DEPTH}"
+        );
+        // `num_to_bits` witnesses the low `depth` bits, constrains each boolean and copy-constrains
+        // their weighted sum to `index`.
+        range.gate().num_to_bits(ctx, index, depth)
+    })
 }
 
 /// The root that `leaf` folds to along `siblings` (bottom-up, `siblings[0]` at the leaf level),
@@ -58,20 +60,22 @@ pub fn root_from_path(
     bits: &[AssignedValue<Fr>],
     siblings: &[AssignedValue<Fr>],
 ) -> AssignedValue<Fr> {
-    assert_eq!(
-        bits.len(),
-        siblings.len(),
-        "one index bit per sibling is required"
-    );
-    assert!(!siblings.is_empty(), "a Merkle path has at least one level");
-    bits.iter()
-        .zip(siblings)
-        .fold(leaf, |node, (bit, sibling)| {
-            // `select(a, b, s) = s ? a : b`.
-            let left = gate.select(ctx, *sibling, node, *bit);
-            let right = gate.select(ctx, node, *sibling, *bit);
-            poseidon.hash(ctx, gate, &[left, right])
-        })
+    crate::stats::measure(crate::stats::Component::Merkle, ctx, |ctx| {
+        assert_eq!(
+            bits.len(),
+            siblings.len(),
+            "one index bit per sibling is required"
+        );
+        assert!(!siblings.is_empty(), "a Merkle path has at least one level");
+        bits.iter()
+            .zip(siblings)
+            .fold(leaf, |node, (bit, sibling)| {
+                // `select(a, b, s) = s ? a : b`.
+                let left = gate.select(ctx, *sibling, node, *bit);
+                let right = gate.select(ctx, node, *sibling, *bit);
+                poseidon.hash(ctx, gate, &[left, right])
+            })
+    })
 }
 
 /// The cells of one constrained leaf write (PROTOCOL.md §4.1): the old and the new leaf fold up
@@ -114,10 +118,12 @@ pub fn assign_update(
     poseidon: &PoseidonChip,
     w: &MerkleUpdate,
 ) -> AssignedMerkleUpdate {
-    let index = ctx.load_witness(Fr::from(w.index));
-    let old_leaf = ctx.load_witness(w.old_leaf);
-    let new_leaf = ctx.load_witness(w.new_leaf);
-    update_with_cells(ctx, range, poseidon, index, old_leaf, new_leaf, &w.siblings)
+    crate::stats::measure(crate::stats::Component::Merkle, ctx, |ctx| {
+        let index = ctx.load_witness(Fr::from(w.index));
+        let old_leaf = ctx.load_witness(w.old_leaf);
+        let new_leaf = ctx.load_witness(w.new_leaf);
+        update_with_cells(ctx, range, poseidon, index, old_leaf, new_leaf, &w.siblings)
+    })
 }
 
 /// [`assign_update`] for an index and leaves the caller has already assigned (for instance leaf
@@ -137,18 +143,20 @@ pub fn update_with_cells(
     new_leaf: AssignedValue<Fr>,
     siblings: &[Fr],
 ) -> AssignedMerkleUpdate {
-    let bits = index_bits(ctx, range, index, siblings.len());
-    let siblings = ctx.assign_witnesses(siblings.iter().copied());
-    let gate = range.gate();
-    let old_root = root_from_path(ctx, gate, poseidon, old_leaf, &bits, &siblings);
-    let new_root = root_from_path(ctx, gate, poseidon, new_leaf, &bits, &siblings);
-    AssignedMerkleUpdate {
-        index,
-        bits,
-        old_leaf,
-        new_leaf,
-        siblings,
-        old_root,
-        new_root,
-    }
+    crate::stats::measure(crate::stats::Component::Merkle, ctx, |ctx| {
+        let bits = index_bits(ctx, range, index, siblings.len());
+        let siblings = ctx.assign_witnesses(siblings.iter().copied());
+        let gate = range.gate();
+        let old_root = root_from_path(ctx, gate, poseidon, old_leaf, &bits, &siblings);
+        let new_root = root_from_path(ctx, gate, poseidon, new_leaf, &bits, &siblings);
+        AssignedMerkleUpdate {
+            index,
+            bits,
+            old_leaf,
+            new_leaf,
+            siblings,
+            old_root,
+            new_root,
+        }
+    })
 }

@@ -49,46 +49,51 @@ pub fn account_margin_in_market(
     acc: &AssignedAccount,
     market: &MarketView<'_>,
 ) -> AssignedMargin {
-    let gate = range.gate();
-    let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedSeries) -> Ranged, idx| {
-        let c: Vec<Ranged> = market.series.iter().map(f).collect();
-        Ranged::select_from_idx(ctx, gate, &c, idx)
-    };
-    let bits = (usize::BITS - market.series.len().leading_zeros()) as usize + 1;
-    let mut terms = Vec::with_capacity(acc.positions.len());
-    for p in &acc.positions {
-        let idx = p.series.cell();
-        // Held positions name a registered series: (idx < count) OR empty.
-        let registered = range.is_less_than(ctx, idx, market.series_count, bits.max(17));
-        let ok = gate.or(ctx, registered, p.empty);
-        gate.assert_is_const(ctx, &ok, &Fr::one());
+    crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
+        let gate = range.gate();
+        let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedSeries) -> Ranged, idx| {
+            let c: Vec<Ranged> = market.series.iter().map(f).collect();
+            Ranged::select_from_idx(ctx, gate, &c, idx)
+        };
+        let bits = (usize::BITS - market.series.len().leading_zeros()) as usize + 1;
+        let mut terms = Vec::with_capacity(acc.positions.len());
+        for p in &acc.positions {
+            let idx = p.series.cell();
+            // Held positions name a registered series: (idx < count) OR empty.
+            let registered =
+                crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+                    range.is_less_than(ctx, idx, market.series_count, bits.max(17))
+                });
+            let ok = gate.or(ctx, registered, p.empty);
+            gate.assert_is_const(ctx, &ok, &Fr::one());
 
-        let strike = pick(ctx, &|s| s.strike, idx);
-        let contract_size = pick(ctx, &|s| s.contract_size, idx);
-        let mark = pick(ctx, &|s| s.mark, idx);
-        let underlying = pick(ctx, &|s| s.underlying, idx);
-        let is_put = gate.select_from_idx(ctx, market.series.iter().map(|s| s.is_put), idx);
-        let und = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedUnderlying) -> Ranged| {
-            let c: Vec<Ranged> = market.underlyings.iter().map(f).collect();
-            Ranged::select_from_idx(ctx, gate, &c, underlying.cell())
-        };
-        let spot = und(ctx, &|u| u.spot);
-        let params = AssignedMarginParams {
-            im_spot_bps: und(ctx, &|u| u.rates[0]),
-            mm_spot_bps: und(ctx, &|u| u.rates[1]),
-            put_mm_mark_bps: und(ctx, &|u| u.rates[2]),
-        };
-        terms.push(PositionTerms {
-            size: p.size,
-            series: AssignedSeriesTerms {
-                strike,
-                is_put,
-                contract_size,
-                mark,
-            },
-            spot,
-            params,
-        });
-    }
-    account_margin(ctx, range, &acc.collateral, &terms)
+            let strike = pick(ctx, &|s| s.strike, idx);
+            let contract_size = pick(ctx, &|s| s.contract_size, idx);
+            let mark = pick(ctx, &|s| s.mark, idx);
+            let underlying = pick(ctx, &|s| s.underlying, idx);
+            let is_put = gate.select_from_idx(ctx, market.series.iter().map(|s| s.is_put), idx);
+            let und = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedUnderlying) -> Ranged| {
+                let c: Vec<Ranged> = market.underlyings.iter().map(f).collect();
+                Ranged::select_from_idx(ctx, gate, &c, underlying.cell())
+            };
+            let spot = und(ctx, &|u| u.spot);
+            let params = AssignedMarginParams {
+                im_spot_bps: und(ctx, &|u| u.rates[0]),
+                mm_spot_bps: und(ctx, &|u| u.rates[1]),
+                put_mm_mark_bps: und(ctx, &|u| u.rates[2]),
+            };
+            terms.push(PositionTerms {
+                size: p.size,
+                series: AssignedSeriesTerms {
+                    strike,
+                    is_put,
+                    contract_size,
+                    mark,
+                },
+                spot,
+                params,
+            });
+        }
+        account_margin(ctx, range, &acc.collateral, &terms)
+    })
 }

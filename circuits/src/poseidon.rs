@@ -17,10 +17,12 @@ impl PoseidonChip {
     /// Builds the chip and assigns its constants (the initial state and the empty-input hash)
     /// in `ctx`.
     pub fn new(ctx: &mut Context<Fr>, gate: &impl GateInstructions<Fr>) -> Self {
-        let spec = OptimizedPoseidonSpec::<Fr, T, RATE>::new::<R_F, R_P, 0>();
-        let mut hasher = PoseidonHasher::new(spec);
-        hasher.initialize_consts(ctx, gate);
-        Self { hasher }
+        crate::stats::measure(crate::stats::Component::Hashing, ctx, |ctx| {
+            let spec = OptimizedPoseidonSpec::<Fr, T, RATE>::new::<R_F, R_P, 0>();
+            let mut hasher = PoseidonHasher::new(spec);
+            hasher.initialize_consts(ctx, gate);
+            Self { hasher }
+        })
     }
 
     /// `H(inputs)` for a fixed-length input; constrains the result.
@@ -30,6 +32,8 @@ impl PoseidonChip {
         gate: &impl GateInstructions<Fr>,
         inputs: &[AssignedValue<Fr>],
     ) -> AssignedValue<Fr> {
-        self.hasher.hash_fix_len_array(ctx, gate, inputs)
+        crate::stats::measure(crate::stats::Component::Hashing, ctx, |ctx| {
+            self.hasher.hash_fix_len_array(ctx, gate, inputs)
+        })
     }
 }

@@ -36,15 +36,19 @@ impl Ranged {
         cell: AssignedValue<Fr>,
         bits: u32,
     ) -> Self {
-        assert!(bits <= MAX_BITS, "bit width {bits} exceeds MAX_BITS");
-        range.range_check(ctx, cell, bits as usize);
-        Self { cell, bits }
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            assert!(bits <= MAX_BITS, "bit width {bits} exceeds MAX_BITS");
+            range.range_check(ctx, cell, bits as usize);
+            Self { cell, bits }
+        })
     }
 
     /// Loads a witness and constrains it below `2^bits`.
     pub fn load(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, value: Fr, bits: u32) -> Self {
-        let cell = ctx.load_witness(value);
-        Self::check(ctx, range, cell, bits)
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            let cell = ctx.load_witness(value);
+            Self::check(ctx, range, cell, bits)
+        })
     }
 
     /// A constant; its width is its bit length (no lookup needed).
@@ -127,12 +131,14 @@ impl Ranged {
         range: &RangeChip<Fr>,
         other: &Ranged,
     ) -> AssignedValue<Fr> {
-        range.is_less_than(
-            ctx,
-            self.cell,
-            other.cell,
-            self.bits.max(other.bits) as usize,
-        )
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            range.is_less_than(
+                ctx,
+                self.cell,
+                other.cell,
+                self.bits.max(other.bits) as usize,
+            )
+        })
     }
 
     /// `max(self, other)`.
@@ -159,12 +165,14 @@ impl Ranged {
     /// Constrained by `self·bps + 9_999 = 10_000·q + r` with `r < 10_000`; the result is at most
     /// `self`, and its declared width is what the division constrains: `bits + 2`.
     pub fn ceil_bps(&self, ctx: &mut Context<Fr>, range: &RangeChip<Fr>, bps: &Ranged) -> Ranged {
-        assert!(bps.bits <= 14, "bps must be a 14-bit value");
-        let gate = range.gate();
-        let num = gate.mul_add(ctx, self.cell, bps.cell, Constant(Fr::from(BPS - 1)));
-        let num_bits = (self.bits + 15) as usize;
-        let (q, _r) = range.div_mod(ctx, num, BPS, num_bits);
-        Self::widened(q, self.bits + 2)
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            assert!(bps.bits <= 14, "bps must be a 14-bit value");
+            let gate = range.gate();
+            let num = gate.mul_add(ctx, self.cell, bps.cell, Constant(Fr::from(BPS - 1)));
+            let num_bits = (self.bits + 15) as usize;
+            let (q, _r) = range.div_mod(ctx, num, BPS, num_bits);
+            Self::widened(q, self.bits + 2)
+        })
     }
 
     /// The value as a signed quantity of the same width.
@@ -196,14 +204,16 @@ impl Signed {
         cell: AssignedValue<Fr>,
         bits: u32,
     ) -> Self {
-        assert!(bits < MAX_BITS, "bit width {bits} exceeds MAX_BITS");
-        let max = pow2(bits) - Fr::one();
-        let gate = range.gate();
-        let above_min = gate.add(ctx, cell, Constant(max));
-        range.range_check(ctx, above_min, bits as usize + 1);
-        let below_max = gate.sub(ctx, Constant(max), cell);
-        range.range_check(ctx, below_max, bits as usize + 1);
-        Self { cell, bits }
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            assert!(bits < MAX_BITS, "bit width {bits} exceeds MAX_BITS");
+            let max = pow2(bits) - Fr::one();
+            let gate = range.gate();
+            let above_min = gate.add(ctx, cell, Constant(max));
+            range.range_check(ctx, above_min, bits as usize + 1);
+            let below_max = gate.sub(ctx, Constant(max), cell);
+            range.range_check(ctx, below_max, bits as usize + 1);
+            Self { cell, bits }
+        })
     }
 
     /// The underlying cell.
@@ -261,18 +271,22 @@ impl Signed {
         range: &RangeChip<Fr>,
         other: &Signed,
     ) -> AssignedValue<Fr> {
-        let w = self.bits.max(other.bits);
-        let gate = range.gate();
-        let a = gate.add(ctx, self.cell, Constant(pow2(w)));
-        let b = gate.add(ctx, other.cell, Constant(pow2(w)));
-        let lt = range.is_less_than(ctx, a, b, w as usize + 1);
-        gate.not(ctx, Existing(lt))
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            let w = self.bits.max(other.bits);
+            let gate = range.gate();
+            let a = gate.add(ctx, self.cell, Constant(pow2(w)));
+            let b = gate.add(ctx, other.cell, Constant(pow2(w)));
+            let lt = range.is_less_than(ctx, a, b, w as usize + 1);
+            gate.not(ctx, Existing(lt))
+        })
     }
 
     /// Returns the boolean cell `self < 0`.
     pub fn is_negative(&self, ctx: &mut Context<Fr>, range: &RangeChip<Fr>) -> AssignedValue<Fr> {
-        let gate = range.gate();
-        let a = gate.add(ctx, self.cell, Constant(pow2(self.bits)));
-        range.is_less_than(ctx, a, Constant(pow2(self.bits)), self.bits as usize + 1)
+        crate::stats::measure(crate::stats::Component::RangeChecks, ctx, |ctx| {
+            let gate = range.gate();
+            let a = gate.add(ctx, self.cell, Constant(pow2(self.bits)));
+            range.is_less_than(ctx, a, Constant(pow2(self.bits)), self.bits as usize + 1)
+        })
     }
 }

@@ -34,6 +34,7 @@ use crate::merkle::update_with_cells;
 use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::PoseidonChip;
 use crate::safe::Ranged;
+use crate::stats::measure_tx_type;
 use gadgets::{any_position_halted, eq_if, select_for_margin, unchanged_except_balance};
 
 /// Why a batch witness cannot be turned into this circuit.
@@ -287,106 +288,116 @@ pub fn build_batch(
         };
         let (b, a, index) = (&ports[0].before, &ports[0].after, &ports[0].index);
 
-        // §7.1 Deposit and §7.2 Withdraw share port 0 and the amount (positive, below 2^63).
-        let single = gate.add(ctx, ty.deposit, ty.withdraw);
-        let amount = Ranged::load(ctx, range, Fr::from(amount_value), bounds::AMOUNT_BITS);
-        let amount_zero = gate.is_zero(ctx, amount.cell());
-        eq_if(ctx, gate, amount_zero, zero, single);
-        let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
-        // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
-        // account: key unchanged.
-        for ((after_key, before_key), dep_key) in a.pubkey.iter().zip(&b.pubkey).zip(&pk) {
-            let key = gate.select(ctx, *before_key, *dep_key, b.exists);
-            eq_if(ctx, gate, *after_key, key, ty.deposit);
-        }
-        let y2 = gate.mul(ctx, pk[1], pk[1]);
-        let x2 = gate.mul(ctx, pk[0], pk[0]);
-        let x3 = gate.mul(ctx, x2, pk[0]);
-        let lhs = gate.add(ctx, y2, curve_b);
-        let creates = gate.sub(ctx, ty.deposit, b.exists);
-        let creates = gate.mul(ctx, creates, ty.deposit);
-        eq_if(ctx, gate, lhs, x3, creates);
-        let credited = gate.add(ctx, b.collateral.cell(), amount.cell());
-        eq_if(ctx, gate, a.collateral.cell(), credited, ty.deposit);
-        unchanged_except_balance(ctx, gate, b, a, ty.deposit);
+        let (deposit_record, withdraw_record) = measure_tx_type("deposit/withdraw", ctx, |ctx| {
+            // §7.1 Deposit and §7.2 Withdraw share port 0 and the amount (positive, below 2^63).
+            let single = gate.add(ctx, ty.deposit, ty.withdraw);
+            let amount = Ranged::load(ctx, range, Fr::from(amount_value), bounds::AMOUNT_BITS);
+            let amount_zero = gate.is_zero(ctx, amount.cell());
+            eq_if(ctx, gate, amount_zero, zero, single);
+            let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
+            // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
+            // account: key unchanged.
+            for ((after_key, before_key), dep_key) in a.pubkey.iter().zip(&b.pubkey).zip(&pk) {
+                let key = gate.select(ctx, *before_key, *dep_key, b.exists);
+                eq_if(ctx, gate, *after_key, key, ty.deposit);
+            }
+            let y2 = gate.mul(ctx, pk[1], pk[1]);
+            let x2 = gate.mul(ctx, pk[0], pk[0]);
+            let x3 = gate.mul(ctx, x2, pk[0]);
+            let lhs = gate.add(ctx, y2, curve_b);
+            let creates = gate.sub(ctx, ty.deposit, b.exists);
+            let creates = gate.mul(ctx, creates, ty.deposit);
+            eq_if(ctx, gate, lhs, x3, creates);
+            let credited = gate.add(ctx, b.collateral.cell(), amount.cell());
+            eq_if(ctx, gate, a.collateral.cell(), credited, ty.deposit);
+            unchanged_except_balance(ctx, gate, b, a, ty.deposit);
 
-        // The deposit-queue chain advances only for a deposit.
-        let next = poseidon.hash(
-            ctx,
-            gate,
-            &[
-                deposit_tag,
-                deposit_head,
-                index.cell(),
-                pk[0],
-                pk[1],
-                amount.cell(),
-            ],
-        );
-        deposit_head = gate.select(ctx, next, deposit_head, ty.deposit);
-        deposit_count = gate.add(ctx, deposit_count, ty.deposit);
-        let deposit_record = poseidon.hash(
-            ctx,
-            gate,
-            &[deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
-        );
+            // The deposit-queue chain advances only for a deposit.
+            let next = poseidon.hash(
+                ctx,
+                gate,
+                &[
+                    deposit_tag,
+                    deposit_head,
+                    index.cell(),
+                    pk[0],
+                    pk[1],
+                    amount.cell(),
+                ],
+            );
+            deposit_head = gate.select(ctx, next, deposit_head, ty.deposit);
+            deposit_count = gate.add(ctx, deposit_count, ty.deposit);
+            let deposit_record = poseidon.hash(
+                ctx,
+                gate,
+                &[deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
+            );
 
-        // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
-        // positions, the debit (the 63-bit range check of the new collateral rules out going
-        // below zero), and initial margin afterwards.
-        let nonce = Ranged::load(ctx, range, Fr::from(wd_nonce), bounds::NONCE_BITS);
-        let recipient = Ranged::load(ctx, range, wd_recipient, 160);
-        eq_if(ctx, gate, b.exists, one, ty.withdraw);
-        eq_if(ctx, gate, nonce.cell(), b.nonce.cell(), ty.withdraw);
-        let bumped = gate.add(ctx, b.nonce.cell(), one);
-        eq_if(ctx, gate, a.nonce.cell(), bumped, ty.withdraw);
-        let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
-        eq_if(ctx, gate, a.collateral.cell(), debited, ty.withdraw);
-        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
-            eq_if(ctx, gate, *x, *y, ty.withdraw);
-        }
-        eq_if(ctx, gate, a.orders_root, b.orders_root, ty.withdraw);
-        for (x, y) in a.positions.iter().zip(&b.positions) {
-            eq_if(ctx, gate, x.word, y.word, ty.withdraw);
-        }
-        let halted = any_position_halted(ctx, range, b, &view, &now);
-        eq_if(ctx, gate, halted, zero, ty.withdraw);
-        let m = &margins.after[0];
-        let meets_initial = meets(ctx, range, &m.im_equity, &m.initial);
-        eq_if(ctx, gate, meets_initial, one, ty.withdraw);
-        let next = poseidon.hash(
-            ctx,
-            gate,
-            &[
-                withdrawal_tag,
-                withdrawals,
-                index.cell(),
-                amount.cell(),
-                recipient.cell(),
-            ],
-        );
-        withdrawals = gate.select(ctx, next, withdrawals, ty.withdraw);
-        let withdraw_record = poseidon.hash(
-            ctx,
-            gate,
-            &[
-                withdraw_type,
-                index.cell(),
-                amount.cell(),
-                nonce.cell(),
-                recipient.cell(),
-            ],
-        );
+            // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
+            // positions, the debit (the 63-bit range check of the new collateral rules out going
+            // below zero), and initial margin afterwards.
+            let nonce = Ranged::load(ctx, range, Fr::from(wd_nonce), bounds::NONCE_BITS);
+            let recipient = Ranged::load(ctx, range, wd_recipient, 160);
+            eq_if(ctx, gate, b.exists, one, ty.withdraw);
+            eq_if(ctx, gate, nonce.cell(), b.nonce.cell(), ty.withdraw);
+            let bumped = gate.add(ctx, b.nonce.cell(), one);
+            eq_if(ctx, gate, a.nonce.cell(), bumped, ty.withdraw);
+            let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
+            eq_if(ctx, gate, a.collateral.cell(), debited, ty.withdraw);
+            for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
+                eq_if(ctx, gate, *x, *y, ty.withdraw);
+            }
+            eq_if(ctx, gate, a.orders_root, b.orders_root, ty.withdraw);
+            for (x, y) in a.positions.iter().zip(&b.positions) {
+                eq_if(ctx, gate, x.word, y.word, ty.withdraw);
+            }
+            let halted = any_position_halted(ctx, range, b, &view, &now);
+            eq_if(ctx, gate, halted, zero, ty.withdraw);
+            let m = &margins.after[0];
+            let meets_initial = meets(ctx, range, &m.im_equity, &m.initial);
+            eq_if(ctx, gate, meets_initial, one, ty.withdraw);
+            let next = poseidon.hash(
+                ctx,
+                gate,
+                &[
+                    withdrawal_tag,
+                    withdrawals,
+                    index.cell(),
+                    amount.cell(),
+                    recipient.cell(),
+                ],
+            );
+            withdrawals = gate.select(ctx, next, withdrawals, ty.withdraw);
+            let withdraw_record = poseidon.hash(
+                ctx,
+                gate,
+                &[
+                    withdraw_type,
+                    index.cell(),
+                    amount.cell(),
+                    nonce.cell(),
+                    recipient.cell(),
+                ],
+            );
 
+            (deposit_record, withdraw_record)
+        });
         // §7.3 Trade: ports 0 (buyer), 1 (seller), 2 (fee account).
-        let trade_record = trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade);
+        let trade_record = measure_tx_type("trade", ctx, |ctx| {
+            trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade)
+        });
         // §7.4 Liquidate: ports 0 (victim), 1 (fund), 2 (liquidator).
-        let liquidation_record =
-            liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate);
+        let liquidation_record = measure_tx_type("liquidate", ctx, |ctx| {
+            liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate)
+        });
         // §7.5 Settle expiry: ports 0 (account), 1 (fund).
-        let settle_record = settle::constrain(ctx, range, &env, slot, &ports, ty.settle);
+        let settle_record = measure_tx_type("settle", ctx, |ctx| {
+            settle::constrain(ctx, range, &env, slot, &ports, ty.settle)
+        });
         // §7.7 Register series: no account port; the registry entry at series_count.
-        let (register_record, registry) = register::constrain(ctx, range, &env, slot, ty.register);
+        let (register_record, registry) = measure_tx_type("register", ctx, |ctx| {
+            register::constrain(ctx, range, &env, slot, ty.register)
+        });
 
         // Public data (§10): one chain step per non-padding slot over the record of its type.
         let record = gate.inner_product(
