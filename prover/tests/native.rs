@@ -1,0 +1,449 @@
+//! End to end with real KZG proofs (insecure development SRS, small parameters): keygen and its
+//! cache, proving, the artifact and verifying-key files, and every rejection `collar-verifier`
+//! must make. Keys are generated once per configuration and shared by the tests.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use collar_protocol::batch::{self, ExecutedBatch};
+use collar_protocol::testkit::Harness;
+use collar_protocol::{Fr, ProtocolParams, State};
+use collar_prover::{BatchProver, KeySource, ProverConfig, ProverError, Srs};
+use collar_verifier::{
+    verify, verify_expecting, verify_files, FormatError, ProofArtifact, SrsKind, VerifyError,
+    VerifyingKeyFile, PUBLIC_INPUT_NAMES,
+};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    config: ProverConfig,
+    prover: BatchProver,
+    before: State,
+    batch: ExecutedBatch,
+    artifact: ProofArtifact,
+}
+
+/// Capacity 1, k = 17: keys generated into a fresh cache, one deposit batch proven.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ProverConfig::new(ProtocolParams::small(), 1, dir.path().join("keys"));
+        config.threads = Some(2);
+        config.progress = false;
+        let prover = BatchProver::load_or_keygen(config.clone()).unwrap();
+        assert_eq!(prover.key_source(), KeySource::Generated);
+        let (before, batch) = deposit_batch(1, 1_234);
+        let artifact = prover.prove(&before, &batch).unwrap();
+        Fixture {
+            _dir: dir,
+            config,
+            prover,
+            before,
+            batch,
+            artifact,
+        }
+    })
+}
+
+/// One deposit into account 5, executed natively as batch 1 on a fresh harness.
+fn deposit_batch(batch_number: u64, amount: u64) -> (State, ExecutedBatch) {
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let before = h.state.clone();
+    let tx = h.deposit(5, amount).tx;
+    let mut s = before.clone();
+    let exec = batch::execute(&mut s, batch_number, &[tx]).unwrap();
+    (before, exec)
+}
+
+fn vk_of(f: &Fixture) -> &VerifyingKeyFile {
+    f.prover.vk_file()
+}
+
+#[test]
+fn real_proof_round_trips_through_files_and_verifies() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, json, vk) = (
+        dir.path().join("batch1.proof"),
+        dir.path().join("batch1.proof.json"),
+        dir.path().join("batch.vk"),
+    );
+    f.artifact.write(&bin).unwrap();
+    f.artifact.write(&json).unwrap();
+    f.prover.export_vk(&vk).unwrap();
+
+    for path in [&bin, &json] {
+        let back = ProofArtifact::read(path).unwrap();
+        assert_eq!(back, f.artifact, "{} round trip", path.display());
+        let ok = verify_files(path, &vk).unwrap();
+        assert_eq!(ok.public_inputs, f.batch.public_inputs);
+        assert_eq!(ok.circuit_id, f.prover.circuit_id());
+        assert_eq!(ok.vk_hash, f.prover.vk_file().hash());
+        assert!(ok.srs.is_insecure());
+    }
+    // In-memory round trips are exact, and the vk file re-reads to the same key.
+    assert_eq!(
+        ProofArtifact::from_bytes(&f.artifact.to_bytes()).unwrap(),
+        f.artifact
+    );
+    assert_eq!(
+        ProofArtifact::from_json(&f.artifact.to_json()).unwrap(),
+        f.artifact
+    );
+    let vk_back = VerifyingKeyFile::read(&vk).unwrap();
+    assert_eq!(vk_back.hash(), vk_of(f).hash());
+    assert_eq!(vk_back.to_bytes(), vk_of(f).to_bytes());
+    // The verifier needs only the small vk file, not the SRS or the proving key.
+    let vk_len = std::fs::metadata(&vk).unwrap().len();
+    assert!(vk_len < 16 * 1024, "vk file is {vk_len} bytes");
+    verify_expecting(&f.artifact, &vk_back, &f.batch.public_inputs).unwrap();
+}
+
+#[test]
+fn flipped_proof_byte_is_an_invalid_proof() {
+    let f = fixture();
+    for at in [
+        0,
+        f.artifact.proof().len() / 2,
+        f.artifact.proof().len() - 1,
+    ] {
+        let mut bad = f.artifact.clone();
+        bad.proof_mut()[at] ^= 1;
+        let e = verify(&bad, vk_of(f)).unwrap_err();
+        assert!(matches!(e, VerifyError::InvalidProof(_)), "byte {at}: {e}");
+    }
+    let mut longer = f.artifact.clone();
+    longer.proof_mut().push(0);
+    assert!(matches!(
+        verify(&longer, vk_of(f)),
+        Err(VerifyError::InvalidProof(_))
+    ));
+    let mut shorter = f.artifact.clone();
+    shorter.proof_mut().pop();
+    assert!(matches!(
+        verify(&shorter, vk_of(f)),
+        Err(VerifyError::InvalidProof(_))
+    ));
+}
+
+fn changed(a: &ProofArtifact, i: usize) -> ProofArtifact {
+    let mut b = a.clone();
+    let p = b.public_inputs_mut();
+    let one = Fr::one();
+    match i {
+        0 => p.old_root += one,
+        1 => p.new_root += one,
+        2 => p.pubdata_commitment += one,
+        3 => p.tick_commitment += one,
+        4 => p.deposit_head_before += one,
+        5 => p.deposit_head_after += one,
+        6 => p.withdrawals_commitment += one,
+        7 => p.batch_number += 1,
+        _ => unreachable!(),
+    }
+    b
+}
+
+#[test]
+fn each_changed_public_input_is_rejected() {
+    let f = fixture();
+    for (i, &name) in PUBLIC_INPUT_NAMES.iter().enumerate() {
+        let claimed = changed(&f.artifact, i);
+        // A proof does not carry over to other public inputs...
+        let e = verify(&claimed, vk_of(f)).unwrap_err();
+        assert!(matches!(e, VerifyError::InvalidProof(_)), "{}: {e}", name);
+        // ...and a caller expecting the real batch is told which input differs.
+        let e = verify_expecting(&claimed, vk_of(f), &f.batch.public_inputs).unwrap_err();
+        match e {
+            VerifyError::PublicInputMismatch { index, name, .. } => {
+                assert_eq!((index, name), (i, name))
+            }
+            other => panic!("{}: {other}", name),
+        }
+        // The changed value survives the file formats (so it is the proof that rejects it).
+        assert_eq!(
+            ProofArtifact::from_bytes(&claimed.to_bytes()).unwrap(),
+            claimed
+        );
+    }
+}
+
+#[test]
+fn keygen_cache_hits_and_misses_and_other_vk_is_rejected() {
+    let f = fixture();
+    // Same configuration: the cache answers, no keygen, same keys; it proves another batch.
+    let again = BatchProver::load_or_keygen(f.config.clone()).unwrap();
+    assert_eq!(again.key_source(), KeySource::Cache);
+    assert_eq!(again.cache_entry(), f.prover.cache_entry());
+    assert_eq!(again.vk_file().hash(), vk_of(f).hash());
+    let (before, batch2) = deposit_batch(2, 77);
+    let a2 = again.prove(&before, &batch2).unwrap();
+    assert_eq!(
+        verify(&a2, vk_of(f)).unwrap().public_inputs,
+        batch2.public_inputs
+    );
+
+    // Another circuit configuration (smaller lookup table): a cache miss, new keys.
+    let mut other_config = f.config.clone();
+    other_config.lookup_bits = 15;
+    let other = BatchProver::load_or_keygen(other_config.clone()).unwrap();
+    assert_eq!(other.key_source(), KeySource::Generated);
+    assert_ne!(other.config_hash(), f.prover.config_hash());
+    assert_ne!(other.cache_entry(), f.prover.cache_entry());
+    assert_ne!(other.vk_file().hash(), vk_of(f).hash());
+    // Both entries stay cached.
+    assert_eq!(
+        BatchProver::load_or_keygen(other_config)
+            .unwrap()
+            .key_source(),
+        KeySource::Cache
+    );
+
+    // The proof against the other circuit's vk: wrong vk...
+    match verify(&f.artifact, other.vk_file()).unwrap_err() {
+        VerifyError::WrongVk {
+            artifact_circuit,
+            file_circuit,
+            ..
+        } => {
+            assert_eq!(artifact_circuit, f.prover.circuit_id());
+            assert_eq!(file_circuit, other.circuit_id());
+        }
+        e => panic!("{e}"),
+    }
+    // ...and relabelling the artifact with that vk's hash does not make it verify.
+    let mut relabelled = f.artifact.clone();
+    relabelled.set_vk_hash(other.vk_file().hash());
+    assert!(matches!(
+        verify(&relabelled, other.vk_file()),
+        Err(VerifyError::InvalidProof(_))
+    ));
+}
+
+#[test]
+fn corrupted_cache_entry_is_not_used() {
+    let f = fixture();
+    // A private copy of the cache, so the other tests keep theirs.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&f.config.cache_dir, dir.path());
+    let mut config = f.config.clone();
+    config.cache_dir = dir.path().to_path_buf();
+    let hit = BatchProver::load_cached(config.clone()).unwrap().unwrap();
+    assert_eq!(hit.key_source(), KeySource::Cache);
+    assert_eq!(hit.vk_file().hash(), vk_of(f).hash());
+
+    let entry = dir.path().join(f.prover.cache_entry().file_name().unwrap());
+    let pk = entry.join("pk.bin");
+    let mut bytes = std::fs::read(&pk).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&pk, bytes).unwrap();
+    // The corrupt proving key is detected (digest) and not used: `load_or_keygen` would
+    // regenerate from here, as it does on any miss (see the cache-miss test).
+    assert!(BatchProver::load_cached(config.clone()).unwrap().is_none());
+    std::fs::remove_dir_all(&entry).unwrap();
+    assert!(BatchProver::load_cached(config).unwrap().is_none());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn malformed_files_give_typed_errors() {
+    let f = fixture();
+    let good = f.artifact.to_bytes();
+    let err = |b: &[u8]| ProofArtifact::from_bytes(b).unwrap_err();
+
+    assert_eq!(err(b""), FormatError::Truncated { what: "magic" });
+    assert!(matches!(
+        err(b"NOTAPROOF-----"),
+        FormatError::BadMagic { .. }
+    ));
+    let mut v2 = good.clone();
+    v2[8] = 2;
+    assert_eq!(
+        err(&v2),
+        FormatError::UnsupportedVersion {
+            kind: "proof artifact",
+            found: 2,
+            supported: 1
+        }
+    );
+    for cut in [9, 20, good.len() / 2, good.len() - 1] {
+        assert!(
+            matches!(err(&good[..cut]), FormatError::Truncated { .. }),
+            "cut at {cut}"
+        );
+    }
+    let mut trailing = good.clone();
+    trailing.push(7);
+    assert_eq!(err(&trailing), FormatError::TrailingBytes { count: 1 });
+    // A public input ≥ the field modulus (all 0xff) is not a field element.
+    let first_input = good.len() - 4 - f.artifact.proof().len() - 8 * 32;
+    let mut big = good.clone();
+    big[first_input..first_input + 32].fill(0xff);
+    assert!(matches!(
+        err(&big),
+        FormatError::InvalidField { what: "old_root" }
+    ));
+    // A batch number beyond u64 is not a batch number.
+    let mut wide = good.clone();
+    wide[first_input + 7 * 32 + 8] = 1;
+    assert!(matches!(err(&wide), FormatError::InvalidField { .. }));
+
+    // JSON: wrong version, unknown field, bad hex.
+    let json = f.artifact.to_json();
+    let bad_version = json.replace("\"version\": 1", "\"version\": 9");
+    assert!(matches!(
+        ProofArtifact::from_json(&bad_version),
+        Err(FormatError::UnsupportedVersion { found: 9, .. })
+    ));
+    let extra = json.replacen('{', "{\"surprise\": 1,", 1);
+    assert!(matches!(
+        ProofArtifact::from_json(&extra),
+        Err(FormatError::Json(_))
+    ));
+    let bad_hex = json.replacen("\"proof\": \"0x", "\"proof\": \"0xzz", 1);
+    assert!(matches!(
+        ProofArtifact::from_json(&bad_hex),
+        Err(FormatError::Json(_))
+    ));
+
+    // Verifying-key files: truncated, wrong version, tampered key bytes, trailing bytes.
+    let vk = vk_of(f).to_bytes().to_vec();
+    let vk_err = |b: &[u8]| VerifyingKeyFile::from_bytes(b).unwrap_err();
+    assert!(matches!(
+        vk_err(&vk[..vk.len() - 10]),
+        FormatError::Truncated { .. }
+    ));
+    assert!(matches!(vk_err(&vk[..40]), FormatError::Truncated { .. }));
+    let mut vk2 = vk.clone();
+    vk2[8] = 2;
+    assert!(matches!(
+        vk_err(&vk2),
+        FormatError::UnsupportedVersion { found: 2, .. }
+    ));
+    let mut vk_tail = vk.clone();
+    vk_tail.push(0);
+    assert!(matches!(
+        vk_err(&vk_tail),
+        FormatError::TrailingBytes { count: 1 }
+    ));
+    assert!(matches!(vk_err(&good), FormatError::BadMagic { .. }));
+    let mut vk_point = vk.clone();
+    let last = vk_point.len() - 1;
+    vk_point[last] ^= 0x55; // inside the last commitment of the halo2 key
+    assert!(matches!(vk_err(&vk_point), FormatError::InvalidVk(_)));
+
+    // Through files: a typed Malformed error naming the path, and a missing file is Io.
+    let dir = tempfile::tempdir().unwrap();
+    let (p, k) = (dir.path().join("p"), dir.path().join("k"));
+    std::fs::write(&p, &good[..100]).unwrap();
+    f.prover.export_vk(&k).unwrap();
+    match verify_files(&p, &k).unwrap_err() {
+        VerifyError::Malformed { path, source } => {
+            assert_eq!(path.as_deref(), Some(p.as_path()));
+            assert!(matches!(source, FormatError::Truncated { .. }));
+        }
+        e => panic!("{e}"),
+    }
+    assert!(matches!(
+        verify_files(&dir.path().join("missing"), &k),
+        Err(VerifyError::Io { .. })
+    ));
+    std::fs::write(&k, &vk[..vk.len() / 2]).unwrap();
+    f.artifact.write(&p).unwrap();
+    assert!(matches!(
+        verify_files(&p, &k),
+        Err(VerifyError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn development_srs_is_labelled_everywhere() {
+    let f = fixture();
+    let srs = f.prover.srs();
+    assert!(srs.is_insecure());
+    assert!(format!("{srs}").contains("INSECURE DEVELOPMENT SRS"));
+    assert!(format!("{srs:?}").contains("INSECURE DEVELOPMENT SRS"));
+    assert_eq!(f.artifact.srs().kind, SrsKind::InsecureDevelopment);
+    assert!(f.artifact.to_json().contains("INSECURE_DEVELOPMENT_SRS"));
+    assert!(format!("{:?}", f.artifact).contains("INSECURE DEVELOPMENT SRS"));
+    assert!(vk_of(f).srs().is_insecure());
+    let entry = f
+        .prover
+        .cache_entry()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(entry.starts_with("INSECURE-DEV-SRS-"), "{entry}");
+    assert!(f.config.cache_dir.join(Srs::dev_file_name(17)).exists());
+    assert!(Srs::dev_file_name(17).contains("INSECURE-DEVELOPMENT-SRS"));
+}
+
+#[test]
+fn ceremony_params_file_loads_and_downsizes() {
+    // A "ceremony" file in halo2's format, standing in for a real one: the dev SRS of k = 18
+    // written by `Srs::dev_cached` at k = 18 would take long; k = 10 → 8 shows the mechanics.
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Srs::dev_cached(10, dir.path()).unwrap();
+    let path = dir.path().join(Srs::dev_file_name(10));
+    let loaded = Srs::load(&path, 8).unwrap();
+    assert_eq!(loaded.k(), 8);
+    assert_eq!(loaded.id().kind, SrsKind::Ceremony);
+    // Same τ, so the same digest: the identity does not depend on k.
+    assert_eq!(loaded.id().digest, dev.id().digest);
+    assert!(matches!(
+        Srs::load(&path, 11),
+        Err(ProverError::SrsTooSmall { have: 10, need: 11 })
+    ));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    assert!(matches!(Srs::load(&path, 8), Err(ProverError::Srs { .. })));
+    assert!(matches!(
+        Srs::load(&dir.path().join("absent"), 8),
+        Err(ProverError::Io { .. })
+    ));
+}
+
+#[test]
+fn batches_the_circuit_cannot_take_are_typed_errors() {
+    let f = fixture();
+    // Two deposits into a one-slot circuit: the circuit's own error, passed through.
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let before = h.state.clone();
+    let txs = [h.deposit(5, 1).tx, h.deposit(6, 2).tx];
+    let mut s = before.clone();
+    let exec = batch::execute(&mut s, 1, &txs).unwrap();
+    assert!(matches!(
+        f.prover.prove(&before, &exec),
+        Err(ProverError::Circuit(
+            collar_circuits::batch::BatchCircuitError::OverCapacity {
+                txs: 2,
+                capacity: 1
+            }
+        ))
+    ));
+    // A state with other protocol parameters.
+    let mut other = ProtocolParams::small();
+    other.account_depth += 1;
+    let h2 = Harness::new(other, 1);
+    assert!(matches!(
+        f.prover.prove(&h2.state, &f.batch),
+        Err(ProverError::ParamsMismatch)
+    ));
+    // The real batch still proves (the fixture did), from the right state.
+    assert_eq!(f.before.params(), &ProtocolParams::small());
+}

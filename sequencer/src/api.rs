@@ -1,0 +1,628 @@
+//! The HTTP API (axum, JSON, under `/v1`), Prometheus `/metrics` and `/openapi.json`
+//! generated from these handlers by utoipa.
+//!
+//! Every error is JSON `{code, message}`: malformed JSON 400, wrong content type 415, a
+//! well-formed but invalid body or a protocol rejection 422 (the code names the rule), a reused
+//! idempotency key 409, a missing or wrong operator token 401, an oversize body 413, rate
+//! limiting 429, an unconfirmed commit 503. Client input never yields a 500.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use collar_protocol::{SignedTx, Tx};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::db::Db;
+use crate::error::SubmitError;
+use crate::metrics::Metrics;
+use crate::sequencer::{
+    derived_key, fr_hex, payload_hash, rejection_code, Receipt, SequencerHandle, Submission,
+};
+
+/// A typed JSON error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code (`malformed_json`, `insufficient_collateral`, …).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code: code.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match &e {
+            SubmitError::Rejected(r) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &rejection_code(r),
+                r.to_string(),
+            ),
+            SubmitError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string())
+            }
+            SubmitError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            _ => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+/// HTTP settings.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Bearer token for operator endpoints; `None` disables them.
+    pub operator_token: Option<String>,
+    /// Largest accepted request body in bytes.
+    pub max_body: usize,
+    /// Submissions per second across all clients; `None` for no limit.
+    pub rate_limit: Option<u32>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            operator_token: None,
+            max_body: 64 * 1024,
+            rate_limit: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Shared handler state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    seq: SequencerHandle,
+    db: Db,
+    metrics: Arc<Metrics>,
+    config: Arc<ApiConfig>,
+    bucket: Arc<Mutex<Bucket>>,
+}
+
+impl AppState {
+    /// Handler state over a running sequencer.
+    pub fn new(seq: SequencerHandle, db: Db, metrics: Arc<Metrics>, config: ApiConfig) -> Self {
+        let tokens = config.rate_limit.unwrap_or(0) as f64;
+        Self {
+            seq,
+            db,
+            metrics,
+            config: Arc::new(config),
+            bucket: Arc::new(Mutex::new(Bucket {
+                tokens,
+                last: Instant::now(),
+            })),
+        }
+    }
+
+    fn take_token(&self) -> Result<(), ApiError> {
+        let Some(rate) = self.config.rate_limit else {
+            return Ok(());
+        };
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let rate = f64::from(rate);
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(rate);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("more than {rate} submissions per second; retry later"),
+            ))
+        }
+    }
+
+    fn check_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.config.operator_token else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "operator_disabled",
+                "no operator token is configured on this node",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given == Some(token.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "operator endpoints need `Authorization: Bearer <token>`",
+            ))
+        }
+    }
+}
+
+/// Which transaction kinds an endpoint takes.
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    AnyUser,
+    Only(&'static str),
+    Operator(&'static str),
+}
+
+fn is_operator_kind(tx: &Tx) -> bool {
+    matches!(
+        tx,
+        Tx::Deposit(_) | Tx::RegisterSeries(_) | Tx::OracleTick(_)
+    )
+}
+
+/// Parses, authorises and submits; replies only after the commit.
+async fn submit(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    route: Route,
+) -> Result<Json<Receipt>, ApiError> {
+    st.take_token()?;
+    if let Route::Operator(_) = route {
+        st.check_operator(headers)?;
+    }
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("expected Content-Type: application/json, got {ct:?}"),
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("body exceeds {} bytes", st.config.max_body),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
+        }
+    })?;
+    let stx: SignedTx = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("not a signed transaction: {e}"),
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+    })?;
+    let kind = stx.tx.kind();
+    match route {
+        Route::AnyUser if is_operator_kind(&stx.tx) => st.check_operator(headers)?,
+        Route::Only(k) | Route::Operator(k) if k != kind => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_kind",
+                format!("this endpoint takes {k} transactions, got {kind}"),
+            ))
+        }
+        _ => {}
+    }
+    let payload = serde_json::to_string(&stx).expect("a parsed transaction serialises");
+    let hash = payload_hash(&payload);
+    let idem_key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 128);
+            let k = k.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_idempotency_key",
+                    "Idempotency-Key must be 1..=128 visible ASCII characters",
+                )
+            })?;
+            format!("client:{k}")
+        }
+        None => derived_key(&stx, &hash),
+    };
+    let (tx, rx) = oneshot::channel();
+    st.seq
+        .submit(Submission {
+            stx,
+            payload,
+            payload_hash: hash,
+            idem_key,
+            reply: tx,
+        })
+        .await?;
+    let r = rx
+        .await
+        .map_err(|_| SubmitError::Unavailable("sequencer stopped".into()))??;
+    Ok(Json(r))
+}
+
+macro_rules! submit_route {
+    ($name:ident, $path:literal, $route:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path,
+            request_body(content = SignedTxDoc, content_type = "application/json"),
+            responses(
+                (status = 200, description = "Committed (or the same payload resubmitted)", body = Receipt),
+                (status = 400, description = "Malformed JSON", body = ErrorBody),
+                (status = 401, description = "Operator token missing or wrong", body = ErrorBody),
+                (status = 409, description = "Idempotency key reused with another payload", body = ErrorBody),
+                (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 415, description = "Not application/json", body = ErrorBody),
+                (status = 422, description = "Rejected by the protocol rules; code names the rule", body = ErrorBody),
+                (status = 429, description = "Rate limited", body = ErrorBody),
+                (status = 503, description = "Not committed; retry the same payload", body = ErrorBody),
+            ))]
+        pub async fn $name(
+            AxState(st): AxState<AppState>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Json<Receipt>, ApiError> {
+            submit(&st, &headers, body, $route).await
+        }
+    };
+}
+
+submit_route!(
+    post_transaction,
+    "/v1/transactions",
+    Route::AnyUser,
+    "Submits any signed transaction (operator kinds need the operator token)."
+);
+submit_route!(
+    post_trade,
+    "/v1/trades",
+    Route::Only("trade"),
+    "Submits a trade: two signed orders, fill size and price."
+);
+submit_route!(
+    post_withdrawal,
+    "/v1/withdrawals",
+    Route::Only("withdraw"),
+    "Submits a signed withdrawal."
+);
+submit_route!(
+    post_liquidation,
+    "/v1/liquidations",
+    Route::Only("liquidate"),
+    "Submits a signed liquidation."
+);
+submit_route!(
+    post_settlement,
+    "/v1/settlements",
+    Route::Only("settle_expiry"),
+    "Settles an account's position in an expired series."
+);
+submit_route!(
+    post_deposit,
+    "/v1/operator/deposits",
+    Route::Operator("deposit"),
+    "Operator: credits a deposit from the L1 queue (until the settlement contract feeds them)."
+);
+submit_route!(
+    post_series,
+    "/v1/operator/series",
+    Route::Operator("register_series"),
+    "Operator: registers an option series."
+);
+submit_route!(
+    post_tick,
+    "/v1/operator/ticks",
+    Route::Operator("oracle_tick"),
+    "Operator: submits an oracle tick (signed by a quorum of oracles)."
+);
+
+/// Documentation shape of a signed transaction (`collar_protocol::SignedTx`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SignedTxDoc {
+    /// The transaction, tagged by `type`: deposit, withdraw, trade, liquidate, settle_expiry,
+    /// oracle_tick, register_series.
+    #[schema(value_type = Object)]
+    tx: Value,
+    /// One Schnorr signature per signed message, in order.
+    #[schema(value_type = Vec<Object>)]
+    signatures: Vec<Value>,
+}
+
+/// Result of sealing.
+#[derive(Serialize, ToSchema)]
+pub struct SealReply {
+    /// The sealed batch, or null if the open batch was empty.
+    pub sealed: Option<u64>,
+}
+
+/// Operator: seals the open batch now.
+#[utoipa::path(post, path = "/v1/operator/seal", responses(
+    (status = 200, body = SealReply), (status = 401, body = ErrorBody)))]
+pub async fn post_seal(
+    AxState(st): AxState<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<SealReply>, ApiError> {
+    st.check_operator(&headers)?;
+    Ok(Json(SealReply {
+        sealed: st.seq.seal().await?,
+    }))
+}
+
+/// An account with its Merkle proof against the latest accounts root.
+#[utoipa::path(get, path = "/v1/accounts/{id}", params(("id" = u64, Path, description = "Account id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_account(
+    AxState(st): AxState<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "account id must be a u64",
+        )
+    })?;
+    let mut live = st.seq.live();
+    let account = live.state.account(id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("account {id} does not exist"),
+        )
+    })?;
+    let proof = live
+        .state
+        .account_proof(id)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_account", e.to_string()))?;
+    let header = live.state.header();
+    let root = header.root();
+    let margin = live.state.margin(id);
+    Ok(Json(json!({
+        "id": id,
+        "account": account,
+        "margin": margin,
+        "proof": proof,
+        "accounts_root": fr_hex(&header.accounts_root),
+        "state_root": fr_hex(&root),
+        "header": header,
+    })))
+}
+
+/// A batch: status (open, sealed, proving, proved, verified, failed), roots, public inputs,
+/// proof (hex) and job attempts.
+#[utoipa::path(get, path = "/v1/batches/{n}", params(("n" = u64, Path, description = "Batch number")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_batch(
+    AxState(st): AxState<AppState>,
+    Path(n): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let n: u64 = n.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_number",
+            "batch number must be a u64",
+        )
+    })?;
+    let (open, open_count) = {
+        let live = st.seq.live();
+        (live.open_batch, live.open_count)
+    };
+    if n == open {
+        return Ok(Json(
+            json!({"number": n, "status": "open", "tx_count": open_count}),
+        ));
+    }
+    let row = st
+        .db
+        .batch(n as i64)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_batch",
+                format!("batch {n} does not exist"),
+            )
+        })?;
+    let inputs: Option<Value> = row
+        .public_inputs
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    Ok(Json(json!({
+        "number": row.number,
+        "status": row.status,
+        "first_seq": row.first_seq,
+        "last_seq": row.last_seq,
+        "tx_count": row.tx_count,
+        "old_root": row.old_root,
+        "new_root": row.new_root,
+        "public_inputs": inputs,
+        "proof": row.proof.as_ref().map(|p| format!("0x{}", hex::encode(p))),
+        "backend": row.backend,
+        "prove_ms": row.prove_ms,
+        "error": row.error,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+    })))
+}
+
+/// Registered series, by id.
+#[utoipa::path(get, path = "/v1/series", responses((status = 200, body = Object)))]
+pub async fn get_series(AxState(st): AxState<AppState>) -> Json<Value> {
+    let live = st.seq.live();
+    let list: Vec<Value> = live
+        .state
+        .series()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({"id": i, "series": s}))
+        .collect();
+    Json(json!({ "time": live.state.time(), "series": list }))
+}
+
+/// The latest tick: state time and each underlying's spot and breaker state.
+#[utoipa::path(get, path = "/v1/ticks/latest", responses((status = 200, body = Object)))]
+pub async fn get_tick(AxState(st): AxState<AppState>) -> Json<Value> {
+    let live = st.seq.live();
+    Json(json!({ "time": live.state.time(), "underlyings": live.state.underlyings() }))
+}
+
+/// Liveness and a summary: next sequence number, open batch, job queue.
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
+pub async fn get_health(AxState(st): AxState<AppState>) -> Result<Json<Value>, ApiError> {
+    let (next_seq, open_batch, sealed_root) = {
+        let live = st.seq.live();
+        (live.next_seq, live.open_batch, fr_hex(&live.sealed_root))
+    };
+    let jobs = st.db.job_counts().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "db_unavailable",
+            e.to_string(),
+        )
+    })?;
+    Ok(Json(json!({
+        "status": "ok",
+        "next_seq": next_seq,
+        "open_batch": open_batch,
+        "sealed_root": sealed_root,
+        "jobs": jobs,
+    })))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, body = String, content_type = "text/plain")))]
+pub async fn get_metrics(AxState(st): AxState<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+/// The generated OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Collar sequencer API",
+        description = "Submit signed transactions, query state, batches and proofs."
+    ),
+    paths(
+        post_transaction,
+        post_trade,
+        post_withdrawal,
+        post_liquidation,
+        post_settlement,
+        post_deposit,
+        post_series,
+        post_tick,
+        post_seal,
+        get_account,
+        get_batch,
+        get_series,
+        get_tick,
+        get_health,
+        get_metrics
+    ),
+    components(schemas(ErrorBody, Receipt, SignedTxDoc, SealReply))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into()),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn count_status(
+    AxState(st): AxState<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let r = next.run(req).await;
+    st.metrics.http_status(r.status().as_u16());
+    r
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body;
+    Router::new()
+        .route("/v1/transactions", post(post_transaction))
+        .route("/v1/trades", post(post_trade))
+        .route("/v1/withdrawals", post(post_withdrawal))
+        .route("/v1/liquidations", post(post_liquidation))
+        .route("/v1/settlements", post(post_settlement))
+        .route("/v1/operator/deposits", post(post_deposit))
+        .route("/v1/operator/series", post(post_series))
+        .route("/v1/operator/ticks", post(post_tick))
+        .route("/v1/operator/seal", post(post_seal))
+        .route("/v1/accounts/{id}", get(get_account))
+        .route("/v1/batches/{n}", get(get_batch))
+        .route("/v1/series", get(get_series))
+        .route("/v1/ticks/latest", get(get_tick))
+        .route("/v1/health", get(get_health))
+        .route("/metrics", get(get_metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_status,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

@@ -1,0 +1,60 @@
+//! `collar stats`: the batch circuit's size and cost for a given shape, for researchers.
+
+use collar_circuits::stats::{circuit_stats, SlotFill, StatsShape};
+
+/// Arguments of `collar stats`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Transaction slots per batch proof.
+    #[arg(long, default_value_t = 1)]
+    pub capacity: usize,
+    /// Accounts-tree depth (production: 24; the small test shape: 8).
+    #[arg(long, default_value_t = 8)]
+    pub depth: usize,
+    /// Position slots per account (production: 16; the small test shape: 4).
+    #[arg(long, default_value_t = 4)]
+    pub positions: usize,
+    /// Start from the production parameters (order depth 6, 64 series) instead of the small
+    /// test shape for everything not set above.
+    #[arg(long)]
+    pub production: bool,
+    /// What fills the slots of the representative batch.
+    #[arg(long, default_value = "mixed", value_parser = ["mixed", "trades", "one-trade"])]
+    pub fill: String,
+    /// Fixed circuit size 2^k (default: the smallest k >= 17 that fits in 24 advice columns).
+    #[arg(long)]
+    pub k: Option<u32>,
+    /// Also run keygen, prove and verify with the INSECURE development SRS, and report their
+    /// times, the proof size and peak memory (slow at production depth).
+    #[arg(long)]
+    pub prove: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `collar stats`.
+pub fn run(a: Args) -> anyhow::Result<()> {
+    super::init_tracing("warn");
+    let mut shape = if a.production {
+        StatsShape::production(a.capacity)
+    } else {
+        StatsShape::small(a.capacity)
+    };
+    shape.account_depth = a.depth;
+    shape.max_positions = a.positions;
+    shape.k = a.k;
+    shape.prove = a.prove;
+    shape.fill = match a.fill.as_str() {
+        "trades" => SlotFill::Trades,
+        "one-trade" => SlotFill::OneTrade,
+        _ => SlotFill::Mixed,
+    };
+    let stats = circuit_stats(&shape)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        println!("{stats}");
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! A running node: database, sequencer task, optional in-process prover workers and the HTTP
+//! server, started together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use collar_protocol::Genesis;
+use tokio::task::JoinHandle;
+
+use crate::api::{router, ApiConfig, AppState};
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::prover::{Halo2Backend, Halo2Config, ProofBackend, Worker, WorkerConfig};
+use crate::sequencer::{self, SequencerConfig, SequencerHandle};
+
+/// Everything a node needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Listen address (port 0 picks a free one).
+    pub bind: SocketAddr,
+    /// Genesis (recorded in the database on first start; must match later).
+    pub genesis: Genesis,
+    /// Batching.
+    pub sequencer: SequencerConfig,
+    /// HTTP.
+    pub api: ApiConfig,
+    /// In-process prover workers (0 for none).
+    pub workers: usize,
+    /// Circuit shape for in-process workers.
+    pub halo2: Halo2Config,
+    /// Database pool size.
+    pub max_connections: u32,
+}
+
+/// A started node.
+pub struct Node {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The sequencer.
+    pub sequencer: SequencerHandle,
+    /// The database.
+    pub db: Db,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The server task.
+    pub server: JoinHandle<()>,
+    /// Worker tasks.
+    pub workers: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Connects, migrates, replays the log, binds and serves. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// Database or bind failures, or a batch size above the circuit capacity while workers run.
+    pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
+        if cfg.workers > 0 && cfg.sequencer.batch_size > cfg.halo2.capacity {
+            anyhow::bail!(
+                "batch size {} exceeds the circuit capacity {}",
+                cfg.sequencer.batch_size,
+                cfg.halo2.capacity
+            );
+        }
+        let db = Db::connect(&cfg.database_url, cfg.max_connections).await?;
+        let metrics = Arc::new(Metrics::default());
+        let seq = sequencer::start(
+            db.clone(),
+            cfg.genesis.clone(),
+            cfg.sequencer.clone(),
+            metrics.clone(),
+        )
+        .await?;
+        let mut workers = Vec::new();
+        if cfg.workers > 0 {
+            let backend: Arc<dyn ProofBackend> =
+                Arc::new(Halo2Backend::new(cfg.genesis.clone(), cfg.halo2.clone()));
+            for i in 0..cfg.workers {
+                let w = Worker::new(
+                    db.clone(),
+                    cfg.genesis.clone(),
+                    backend.clone(),
+                    WorkerConfig::named(format!("inproc-{}-{i}", std::process::id())),
+                )
+                .with_metrics(metrics.clone());
+                workers.push(tokio::spawn(w.run()));
+            }
+        }
+        let app = router(AppState::new(
+            seq.clone(),
+            db.clone(),
+            metrics.clone(),
+            cfg.api.clone(),
+        ));
+        let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Node {
+            addr,
+            sequencer: seq,
+            db,
+            metrics,
+            server,
+            workers,
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and workers.
+    pub fn stop(self) {
+        self.server.abort();
+        for w in self.workers {
+            w.abort();
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The sequencer task: one owner of the live [`State`], fed by a channel. It takes submissions
+//! in groups, checks idempotency, verifies signatures (one batched MSM per group, falling back
+//! to per-transaction checks), applies the rules, writes the whole group and any sealed batch in
+//! one database transaction, and only then replies. A failed commit replies 503 to the group and
+//! rebuilds the state from the log, so memory never runs ahead of what is durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use collar_protocol::field::fr_to_be_bytes;
+use collar_protocol::signature;
+use collar_protocol::{Fr, Genesis, Rejection, SignedTx, State};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+/// One signature to check: key, message, signature.
+type SigItem = (collar_protocol::PublicKey, Fr, signature::Signature);
+
+use crate::db::{Db, NewBatch, TxRow};
+use crate::error::{DbError, SubmitError};
+use crate::metrics::Metrics;
+
+/// Hex of a field element (big-endian, `0x`-prefixed).
+pub fn fr_hex(f: &Fr) -> String {
+    format!("0x{}", hex::encode(fr_to_be_bytes(f)))
+}
+
+/// SHA-256 hex of a payload's canonical JSON.
+pub fn payload_hash(payload: &str) -> String {
+    hex::encode(Sha256::digest(payload.as_bytes()))
+}
+
+/// The reply to an accepted transaction, stored with it and returned verbatim on resubmission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Receipt {
+    /// Position in the global order (1-based).
+    pub seq: u64,
+    /// The batch it belongs to.
+    pub batch: u64,
+    /// Transaction kind.
+    pub kind: String,
+    /// SHA-256 of the canonical signed payload.
+    pub payload_hash: String,
+}
+
+/// Sequencer settings.
+#[derive(Clone, Debug)]
+pub struct SequencerConfig {
+    /// Seal when the open batch has this many transactions (≤ circuit capacity).
+    pub batch_size: usize,
+    /// Seal when the open batch's first transaction is this old.
+    pub batch_timeout: Duration,
+    /// Most submissions committed in one database transaction.
+    pub max_group: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 8,
+            batch_timeout: Duration::from_millis(2_000),
+            max_group: 1_024,
+        }
+    }
+}
+
+/// A submission waiting for the sequencer.
+#[derive(Debug)]
+pub struct Submission {
+    /// The transaction.
+    pub stx: SignedTx,
+    /// Its canonical JSON.
+    pub payload: String,
+    /// SHA-256 of `payload`.
+    pub payload_hash: String,
+    /// Idempotency key (header, or derived from the transaction).
+    pub idem_key: String,
+    /// Where the reply goes.
+    pub reply: oneshot::Sender<Result<Receipt, SubmitError>>,
+}
+
+enum Command {
+    Submit(Box<Submission>),
+    Seal(oneshot::Sender<Result<Option<u64>, SubmitError>>),
+}
+
+/// Read-mostly view shared with the API: the live state and batch bookkeeping.
+#[derive(Debug)]
+pub struct Live {
+    /// The state after every accepted transaction.
+    pub state: State,
+    /// Number of the open batch.
+    pub open_batch: u64,
+    /// Transactions in the open batch.
+    pub open_count: u64,
+    /// Next sequence number.
+    pub next_seq: u64,
+    /// Root after the last sealed batch.
+    pub sealed_root: Fr,
+}
+
+/// Handle to the running sequencer.
+#[derive(Clone, Debug)]
+pub struct SequencerHandle {
+    tx: mpsc::Sender<Command>,
+    live: Arc<Mutex<Live>>,
+    genesis: Arc<Genesis>,
+}
+
+impl SequencerHandle {
+    /// Submits and waits for the committed receipt (or a typed refusal).
+    pub async fn submit(&self, sub: Submission) -> Result<(), SubmitError> {
+        self.tx
+            .send(Command::Submit(Box::new(sub)))
+            .await
+            .map_err(|_| SubmitError::Unavailable("sequencer stopped".into()))
+    }
+
+    /// Seals the open batch now (operator); returns its number, or `None` if it was empty.
+    pub async fn seal(&self) -> Result<Option<u64>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Seal(tx))
+            .await
+            .map_err(|_| SubmitError::Unavailable("sequencer stopped".into()))?;
+        rx.await
+            .map_err(|_| SubmitError::Unavailable("sequencer stopped".into()))?
+    }
+
+    /// Locks the live view (keep the guard short: the sequencer waits on it).
+    pub fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The genesis the state was built from.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+}
+
+/// The idempotency key of a transaction when the client gives none: nonce-bearing kinds use
+/// their signer and nonce (so a different payload reusing them is a conflict, 409), oracle
+/// ticks their timestamp, everything else the payload hash.
+pub fn derived_key(stx: &SignedTx, payload_hash: &str) -> String {
+    use collar_protocol::Tx;
+    match &stx.tx {
+        Tx::Withdraw(w) => format!("withdraw:{}:{}", w.account, w.nonce),
+        Tx::Liquidate(l) => format!("liquidate:{}:{}", l.order.liquidator, l.order.nonce),
+        Tx::OracleTick(t) => format!("tick:{}", t.timestamp),
+        _ => format!("payload:{payload_hash}"),
+    }
+}
+
+/// What [`replay`] rebuilt.
+struct Replayed {
+    live: Live,
+    idem: HashMap<String, (String, String)>,
+    last_sealed_new_root: Fr,
+}
+
+/// Rebuilds the state from genesis by replaying the whole log; checks every sealed batch's
+/// transaction range and new root against the replay.
+async fn replay(db: &Db, genesis: &Genesis) -> Result<Replayed, DbError> {
+    let mut state =
+        State::genesis(genesis).map_err(|e| DbError::Corrupt(format!("genesis: {e}")))?;
+    let genesis_root = state.root();
+    let batches = db.batches().await?;
+    let mut idem = HashMap::new();
+    let mut after = 0i64;
+    let mut bi = 0usize;
+    let mut last_root = genesis_root;
+    let open_batch = batches.last().map_or(1, |b| b.number as u64 + 1);
+    let mut open_count = 0u64;
+    loop {
+        let rows = db.txs_after(after, 5_000).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            if r.seq != after + 1 {
+                return Err(DbError::Corrupt(format!("gap in log before seq {}", r.seq)));
+            }
+            after = r.seq;
+            let stx: SignedTx = serde_json::from_str(&r.payload)
+                .map_err(|e| DbError::Corrupt(format!("tx {}: {e}", r.seq)))?;
+            state
+                .apply(&stx.tx)
+                .map_err(|e| DbError::Corrupt(format!("replay of tx {} rejected: {e}", r.seq)))?;
+            idem.insert(r.idem_key, (r.payload_hash, r.reply));
+            if r.batch as u64 == open_batch {
+                open_count += 1;
+            }
+            if let Some(b) = batches.get(bi) {
+                if b.last_seq == r.seq {
+                    let root = state.root();
+                    if fr_hex(&root) != b.new_root || fr_hex(&last_root) != b.old_root {
+                        return Err(DbError::Corrupt(format!(
+                            "batch {} roots differ from the replayed log",
+                            b.number
+                        )));
+                    }
+                    last_root = root;
+                    bi += 1;
+                }
+            }
+        }
+    }
+    if bi != batches.len() {
+        return Err(DbError::Corrupt(format!(
+            "{} sealed batches reference transactions missing from the log",
+            batches.len() - bi
+        )));
+    }
+    Ok(Replayed {
+        live: Live {
+            state,
+            open_batch,
+            open_count,
+            next_seq: after as u64 + 1,
+            sealed_root: last_root,
+        },
+        idem,
+        last_sealed_new_root: last_root,
+    })
+}
+
+/// Starts the sequencer: replays the log (recording `genesis` on first start, refusing a
+/// different one later) and spawns the task. Must run inside a tokio runtime.
+pub async fn start(
+    db: Db,
+    genesis: Genesis,
+    config: SequencerConfig,
+    metrics: Arc<Metrics>,
+) -> Result<SequencerHandle, DbError> {
+    let gjson = serde_json::to_string(&genesis).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    let stored = db.meta_init("genesis", &gjson).await?;
+    if stored != gjson {
+        return Err(DbError::Corrupt(
+            "the database was created with a different genesis".into(),
+        ));
+    }
+    let t0 = Instant::now();
+    let r = replay(&db, &genesis).await?;
+    tracing::info!(
+        txs = r.live.next_seq - 1,
+        open_batch = r.live.open_batch,
+        ms = t0.elapsed().as_millis() as u64,
+        "replayed the log"
+    );
+    let open_started = (r.live.open_count > 0).then(Instant::now);
+    let live = Arc::new(Mutex::new(r.live));
+    let (tx, rx) = mpsc::channel(config.max_group * 4);
+    let task = Task {
+        db,
+        genesis: genesis.clone(),
+        config,
+        metrics,
+        live: live.clone(),
+        idem: r.idem,
+        last_root: r.last_sealed_new_root,
+        open_started,
+        open_first_seq: 0,
+    };
+    tokio::spawn(task.run(rx));
+    Ok(SequencerHandle {
+        tx,
+        live,
+        genesis: Arc::new(genesis),
+    })
+}
+
+struct Task {
+    db: Db,
+    genesis: Genesis,
+    config: SequencerConfig,
+    metrics: Arc<Metrics>,
+    live: Arc<Mutex<Live>>,
+    idem: HashMap<String, (String, String)>,
+    last_root: Fr,
+    open_started: Option<Instant>,
+    open_first_seq: u64,
+}
+
+enum Outcome {
+    /// Committed in this group: reply after commit.
+    Accept(Receipt),
+    /// Already committed earlier: reply now with the stored receipt.
+    Replay(String),
+    Refuse(SubmitError),
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.open_first_seq = {
+            let live = self.lock();
+            live.next_seq - live.open_count
+        };
+        loop {
+            let deadline = self
+                .open_started
+                .map(|t| tokio::time::Instant::from_std(t + self.config.batch_timeout));
+            let cmd = tokio::select! {
+                c = rx.recv() => c,
+                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                    let _ = self.seal_alone().await;
+                    continue;
+                }
+            };
+            match cmd {
+                None => break,
+                Some(Command::Seal(reply)) => {
+                    let r = self.seal_alone().await;
+                    let _ = reply.send(r);
+                }
+                Some(Command::Submit(first)) => {
+                    let mut group = vec![*first];
+                    let mut seal_requests = Vec::new();
+                    while group.len() < self.config.max_group {
+                        match rx.try_recv() {
+                            Ok(Command::Submit(s)) => group.push(*s),
+                            Ok(Command::Seal(r)) => {
+                                seal_requests.push(r);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.process(group).await;
+                    for r in seal_requests {
+                        let res = self.seal_alone().await;
+                        let _ = r.send(res);
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seals the open batch in its own database transaction, if it is non-empty.
+    async fn seal_alone(&mut self) -> Result<Option<u64>, SubmitError> {
+        let seal = {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            if live.open_count == 0 {
+                self.open_started = None;
+                return Ok(None);
+            }
+            let root = live.state.root();
+            NewBatch {
+                number: live.open_batch as i64,
+                first_seq: self.open_first_seq as i64,
+                last_seq: live.next_seq as i64 - 1,
+                old_root: fr_hex(&self.last_root),
+                new_root: fr_hex(&root),
+            }
+        };
+        match self.db.commit_group(&[], std::slice::from_ref(&seal)).await {
+            Ok(()) => {
+                self.after_seal(&seal);
+                Ok(Some(seal.number as u64))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing failed; rebuilding from the log");
+                self.recover().await;
+                Err(SubmitError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    fn after_seal(&mut self, seal: &NewBatch) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.open_batch = seal.number as u64 + 1;
+        live.open_count = 0;
+        self.open_first_seq = live.next_seq;
+        let root = live.state.root();
+        live.sealed_root = root;
+        self.last_root = root;
+        self.open_started = None;
+        self.metrics.batches_sealed.inc();
+        tracing::info!(
+            batch = seal.number,
+            txs = seal.last_seq - seal.first_seq + 1,
+            "sealed"
+        );
+    }
+
+    async fn process(&mut self, group: Vec<Submission>) {
+        let started = Instant::now();
+        let n = group.len();
+        // 1. Batched signature check against the state before the group. Items whose key is
+        //    not yet known (an account created earlier in this group) are checked one by one
+        //    later, as are all items of a group whose batched check fails.
+        let mut individually = vec![false; n];
+        {
+            let live = self.lock();
+            let state = &live.state;
+            // Message hashing and the MSMs are the costly part: spread them over the cores.
+            let per_tx: Vec<Option<Vec<SigItem>>> = group
+                .par_iter()
+                .map(|s| {
+                    state
+                        .signature_items(&s.stx)
+                        .ok()
+                        .map(|v| v.into_iter().map(|(_, pk, m, sig)| (pk, m, sig)).collect())
+                })
+                .collect();
+            drop(live);
+            let mut items = Vec::new();
+            for (i, v) in per_tx.into_iter().enumerate() {
+                match v {
+                    Some(v) => items.extend(v),
+                    None => individually[i] = true,
+                }
+            }
+            let chunk = items
+                .len()
+                .div_ceil(rayon::current_num_threads().max(1))
+                .max(1);
+            if !items
+                .par_chunks(chunk)
+                .all(|c| signature::verify_batch(c).is_ok())
+            {
+                individually.iter_mut().for_each(|b| *b = true);
+            }
+        }
+        // 2. Sequentially: idempotency, signatures where needed, rules; apply on success.
+        let mut outcomes = Vec::with_capacity(n);
+        let mut rows = Vec::new();
+        let mut seals = Vec::new();
+        let mut pending_keys: HashMap<String, String> = HashMap::new();
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, s) in group.iter().enumerate() {
+                if let Some((hash, reply)) = self.idem.get(&s.idem_key) {
+                    outcomes.push(if *hash == s.payload_hash {
+                        if pending_keys.contains_key(&s.idem_key) {
+                            // Accepted earlier in this very group: answer after the commit.
+                            Outcome::Accept(serde_json::from_str(reply).expect("own receipt JSON"))
+                        } else {
+                            Outcome::Replay(reply.clone())
+                        }
+                    } else {
+                        Outcome::Refuse(SubmitError::Conflict {
+                            key: s.idem_key.clone(),
+                        })
+                    });
+                    continue;
+                }
+                if individually[i] {
+                    if let Err(e) = live.state.verify_signatures(&s.stx) {
+                        outcomes.push(Outcome::Refuse(SubmitError::Rejected(e)));
+                        continue;
+                    }
+                }
+                if let Err(e) = live.state.apply(&s.stx.tx) {
+                    outcomes.push(Outcome::Refuse(SubmitError::Rejected(e)));
+                    continue;
+                }
+                let receipt = Receipt {
+                    seq: live.next_seq,
+                    batch: live.open_batch,
+                    kind: s.stx.tx.kind().to_string(),
+                    payload_hash: s.payload_hash.clone(),
+                };
+                let reply = serde_json::to_string(&receipt).expect("receipt JSON");
+                rows.push(TxRow {
+                    seq: receipt.seq as i64,
+                    batch: receipt.batch as i64,
+                    idem_key: s.idem_key.clone(),
+                    payload_hash: s.payload_hash.clone(),
+                    kind: receipt.kind.clone(),
+                    payload: s.payload.clone(),
+                    reply: reply.clone(),
+                });
+                self.idem
+                    .insert(s.idem_key.clone(), (s.payload_hash.clone(), reply));
+                pending_keys.insert(s.idem_key.clone(), s.payload_hash.clone());
+                live.next_seq += 1;
+                live.open_count += 1;
+                if live.open_count == 1 && self.open_started.is_none() {
+                    self.open_started = Some(Instant::now());
+                }
+                outcomes.push(Outcome::Accept(receipt));
+                if live.open_count as usize >= self.config.batch_size {
+                    let root = live.state.root();
+                    let seal = NewBatch {
+                        number: live.open_batch as i64,
+                        first_seq: self.open_first_seq as i64,
+                        last_seq: live.next_seq as i64 - 1,
+                        old_root: fr_hex(&self.last_root),
+                        new_root: fr_hex(&root),
+                    };
+                    live.open_batch += 1;
+                    live.open_count = 0;
+                    live.sealed_root = root;
+                    self.open_first_seq = live.next_seq;
+                    self.last_root = root;
+                    self.open_started = None;
+                    seals.push(seal);
+                }
+            }
+        }
+        // 3. One durable commit for the whole group, then the replies.
+        let committed = if rows.is_empty() && seals.is_empty() {
+            Ok(())
+        } else {
+            let t = Instant::now();
+            let r = self.db.commit_group(&rows, &seals).await;
+            self.metrics.observe_commit(t.elapsed(), rows.len());
+            r
+        };
+        match committed {
+            Ok(()) => {
+                for s in &seals {
+                    self.metrics.batches_sealed.inc();
+                    tracing::info!(
+                        batch = s.number,
+                        txs = s.last_seq - s.first_seq + 1,
+                        "sealed"
+                    );
+                }
+                for (s, o) in group.into_iter().zip(outcomes) {
+                    let r = match o {
+                        Outcome::Accept(r) => {
+                            self.metrics.accepted(&r.kind);
+                            Ok(r)
+                        }
+                        Outcome::Replay(json) => {
+                            self.metrics.replayed.inc();
+                            Ok(serde_json::from_str(&json).expect("stored receipt JSON"))
+                        }
+                        Outcome::Refuse(e) => {
+                            self.metrics.rejected.inc();
+                            Err(e)
+                        }
+                    };
+                    let _ = s.reply.send(r);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "group commit failed; rebuilding from the log");
+                let msg = e.to_string();
+                for (s, o) in group.into_iter().zip(outcomes) {
+                    let r = match o {
+                        Outcome::Refuse(SubmitError::Rejected(r)) => Err(SubmitError::Rejected(r)),
+                        _ => Err(SubmitError::Unavailable(msg.clone())),
+                    };
+                    let _ = s.reply.send(r);
+                }
+                self.recover().await;
+            }
+        }
+        self.metrics.observe_group(started.elapsed(), n);
+    }
+
+    /// Rebuilds the live state from the log, retrying until the database answers.
+    async fn recover(&mut self) {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match replay(&self.db, &self.genesis).await {
+                Ok(r) => {
+                    let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                    self.open_first_seq = r.live.next_seq - r.live.open_count;
+                    self.open_started = (r.live.open_count > 0).then(Instant::now);
+                    *live = r.live;
+                    self.idem = r.idem;
+                    self.last_root = r.last_sealed_new_root;
+                    tracing::info!(next_seq = live.next_seq, "state rebuilt from the log");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "database unavailable; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// A rejection as a stable machine-readable code.
+pub fn rejection_code(r: &Rejection) -> String {
+    let dbg = format!("{r:?}");
+    let name: String = dbg
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    // CamelCase → snake_case.
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

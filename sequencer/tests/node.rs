@@ -1,0 +1,465 @@
+//! Integration tests of the node over HTTP, against SQLite and the real Postgres on
+//! 127.0.0.1:5432 (each test creates and drops its own database): submission, idempotency,
+//! conflicts, typed errors with nothing written on rejection, batching by size and time,
+//! restart by replay, job leases and retries, and workers sharing the queue.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use collar_protocol::merkle::MerkleProof;
+use collar_sequencer::client::Client;
+use collar_sequencer::db::Db;
+use collar_sequencer::prover::{JobOutcome, Worker, WorkerConfig};
+use common::*;
+use serde_json::Value;
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Engine::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Engine::Postgres).await;
+            }
+        }
+    };
+}
+
+both!(submit_idempotency_and_errors);
+both!(batching_seal_and_restart);
+both!(job_lease_expiry_and_retry);
+both!(workers_share_the_queue);
+
+async fn tx_count(db: &Db) -> i64 {
+    db.tx_count().await.unwrap()
+}
+
+async fn submit_idempotency_and_errors(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let (node, c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
+
+    // Deposit (operator): 200 with a receipt; the same payload again: the same reply.
+    let dep = h.deposit(2, 1_000_000);
+    let r1 = c.submit("/v1/operator/deposits", &dep).await.unwrap();
+    assert_eq!(r1.status, 200, "{}", r1.body);
+    assert_eq!(r1.body["seq"], 1);
+    let r2 = c.submit("/v1/operator/deposits", &dep).await.unwrap();
+    assert_eq!((r2.status, &r2.body), (200, &r1.body));
+    h.accept(&dep);
+    assert_eq!(tx_count(&node.db).await, 1);
+
+    // Operator endpoint without the token: 401, nothing written.
+    let anon = Client::new(node.url(), None);
+    let d3 = h.deposit(3, 5);
+    let r = anon.submit("/v1/operator/deposits", &d3).await.unwrap();
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
+    // Operator kinds on the generic user route need the token too.
+    let r = anon.submit("/v1/transactions", &d3).await.unwrap();
+    assert_eq!(r.status, 401);
+
+    // Wrong content type 415, malformed JSON 400, well-formed non-transaction 422, oversize 413.
+    let body = serde_json::to_vec(&h.withdraw(2, 10)).unwrap();
+    let r = c
+        .post_raw("/v1/withdrawals", body.clone(), "text/plain", None)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (415, "unsupported_media_type"));
+    let r = c
+        .post_raw(
+            "/v1/withdrawals",
+            b"{\"tx\": ".to_vec(),
+            "application/json",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (400, "malformed_json"));
+    let r = c
+        .post_raw(
+            "/v1/withdrawals",
+            b"{\"tx\": 5}".to_vec(),
+            "application/json",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_body"));
+    let r = c
+        .post_raw(
+            "/v1/withdrawals",
+            vec![b' '; 20_000],
+            "application/json",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+    // A withdrawal on the trades endpoint: 422 wrong_kind.
+    let r = c
+        .post_raw("/v1/trades", body.clone(), "application/json", None)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (422, "wrong_kind"));
+    assert_eq!(tx_count(&node.db).await, 1, "no refusal wrote anything");
+
+    // Protocol rejection: 422 with the rule's code; nothing written.
+    let too_much = h.withdraw(2, 2_000_000);
+    let r = c.submit("/v1/withdrawals", &too_much).await.unwrap();
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "insufficient_collateral"),
+        "{}",
+        r.body
+    );
+    // Bad signature: signed by another key.
+    let mut forged = h.withdraw(2, 10);
+    forged.signatures = h.withdraw(2, 11).signatures;
+    let r = c.submit("/v1/withdrawals", &forged).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "bad_signature"), "{}", r.body);
+    assert_eq!(tx_count(&node.db).await, 1);
+
+    // A valid withdrawal, then a different one reusing its nonce: 409.
+    let w = h.withdraw(2, 10);
+    let r = c.submit("/v1/withdrawals", &w).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let other = h.withdraw(2, 20); // same nonce (the harness has not applied `w`)
+    let r = c.submit("/v1/withdrawals", &other).await.unwrap();
+    assert_eq!((r.status, r.code()), (409, "idempotency_conflict"));
+    h.accept(&w);
+    // A client key reused with another payload: 409; with the same payload: the same reply.
+    let w2 = h.withdraw(2, 30);
+    let b2 = serde_json::to_vec(&w2).unwrap();
+    let a = c
+        .post_raw(
+            "/v1/transactions",
+            b2.clone(),
+            "application/json",
+            Some("k-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+    let b = c
+        .post_raw("/v1/transactions", b2, "application/json", Some("k-1"))
+        .await
+        .unwrap();
+    assert_eq!((b.status, &b.body), (200, &a.body));
+    h.accept(&w2);
+    let r = c
+        .post_raw(
+            "/v1/transactions",
+            serde_json::to_vec(&h.withdraw(2, 1)).unwrap(),
+            "application/json",
+            Some("k-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409);
+    assert_eq!(tx_count(&node.db).await, 3);
+
+    // Account query: the proof verifies against the reported accounts root.
+    let acc = c.get("/v1/accounts/2").await.unwrap();
+    assert_eq!(acc.status, 200);
+    assert_eq!(acc.body["account"]["collateral"], h.collateral(2));
+    let proof: MerkleProof = serde_json::from_value(acc.body["proof"].clone()).unwrap();
+    let root =
+        collar_protocol::field::fr_hex::parse(acc.body["accounts_root"].as_str().unwrap()).unwrap();
+    proof.verify(root).unwrap();
+    assert_eq!(c.get("/v1/accounts/99").await.unwrap().status, 404);
+    assert_eq!(c.get("/v1/accounts/x").await.unwrap().status, 400);
+
+    // Batch 1 is open; series, tick, health, metrics, OpenAPI.
+    let b = c.get("/v1/batches/1").await.unwrap();
+    assert_eq!(
+        (b.body["status"].as_str(), b.body["tx_count"].as_u64()),
+        (Some("open"), Some(3))
+    );
+    assert_eq!(c.get("/v1/batches/7").await.unwrap().status, 404);
+    assert_eq!(c.get("/v1/series").await.unwrap().status, 200);
+    assert_eq!(c.get("/v1/ticks/latest").await.unwrap().status, 200);
+    assert_eq!(c.get("/v1/health").await.unwrap().body["next_seq"], 4);
+    let m = reqwest::get(format!("{}/metrics", node.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("collar_txs_accepted_total{kind=\"withdraw\"} 2"),
+        "{m}"
+    );
+    let api: Value = c.get("/openapi.json").await.unwrap().body;
+    for p in [
+        "/v1/trades",
+        "/v1/accounts/{id}",
+        "/v1/batches/{n}",
+        "/v1/operator/deposits",
+    ] {
+        assert!(
+            api["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    assert_eq!(c.get("/v1/nothing").await.unwrap().code(), "not_found");
+    node.stop();
+    tdb.drop_db().await;
+}
+
+async fn batching_seal_and_restart(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let cfg = node_config(&tdb.url, &h, 3, 400);
+    let (node, c) = start(cfg.clone()).await;
+    for a in 2..9 {
+        let d = h.deposit(a, 1_000 + a);
+        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        assert_eq!(r.status, 200);
+        h.accept(&d);
+    }
+    // Two batches sealed by size at once; the seventh tx seals by time.
+    let b1 = c.get("/v1/batches/1").await.unwrap().body;
+    let b2 = c.get("/v1/batches/2").await.unwrap().body;
+    assert_eq!(
+        (b1["status"].as_str(), b1["tx_count"].as_i64()),
+        (Some("sealed"), Some(3))
+    );
+    assert_eq!(
+        (b2["first_seq"].as_i64(), b2["last_seq"].as_i64()),
+        (Some(4), Some(6))
+    );
+    assert_eq!(b1["new_root"], b2["old_root"]);
+    let mut waited = 0;
+    while c.get("/v1/batches/3").await.unwrap().body["status"] == "open" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+        assert!(waited < 100, "the timer never sealed batch 3");
+    }
+    let b3 = c.get("/v1/batches/3").await.unwrap().body;
+    assert_eq!(b3["tx_count"], 1);
+    assert_eq!(
+        b3["new_root"].as_str().unwrap(),
+        collar_sequencer::sequencer::fr_hex(&h.state.root())
+    );
+    // An empty open batch is never sealed.
+    let r = c
+        .post_raw("/v1/operator/seal", vec![], "application/json", None)
+        .await
+        .unwrap();
+    assert_eq!(r.body["sealed"], Value::Null);
+    node.stop();
+
+    // Restart on the same database: the replayed state has the same root, numbering goes on,
+    // nothing is sealed twice.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (node, c) = start(cfg).await;
+    let health = c.get("/v1/health").await.unwrap().body;
+    assert_eq!(
+        (health["next_seq"].as_u64(), health["open_batch"].as_u64()),
+        (Some(8), Some(4))
+    );
+    assert_eq!(
+        health["sealed_root"].as_str().unwrap(),
+        collar_sequencer::sequencer::fr_hex(&h.state.root())
+    );
+    assert_eq!(node.db.batches().await.unwrap().len(), 3);
+    assert_eq!(node.db.job_counts().await.unwrap().queued, 3);
+    let d = h.deposit(2, 1);
+    let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+    assert_eq!(
+        (r.body["seq"].as_u64(), r.body["batch"].as_u64()),
+        (Some(8), Some(4))
+    );
+    node.stop();
+    tdb.drop_db().await;
+}
+
+fn digest_backend(delay_ms: u64) -> (Arc<DigestBackend>, Arc<AtomicU64>) {
+    let calls = Arc::new(AtomicU64::new(0));
+    (
+        Arc::new(DigestBackend {
+            delay: Duration::from_millis(delay_ms),
+            calls: calls.clone(),
+        }),
+        calls,
+    )
+}
+
+/// Starts a node with `batches` sealed batches of one deposit each.
+async fn sealed_batches(
+    tdb: &TestDb,
+    batches: u64,
+) -> (
+    collar_sequencer::node::Node,
+    Client,
+    collar_protocol::testkit::Harness,
+) {
+    let mut h = harness();
+    let (node, c) = start(node_config(&tdb.url, &h, 1, 60_000)).await;
+    for a in 0..batches {
+        let d = h.deposit(2 + a, 100);
+        assert_eq!(
+            c.submit("/v1/operator/deposits", &d).await.unwrap().status,
+            200
+        );
+        h.accept(&d);
+    }
+    (node, c, h)
+}
+
+async fn job_lease_expiry_and_retry(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let (node, c, h) = sealed_batches(&tdb, 1).await;
+    let db = node.db.clone();
+    // Worker A claims with a short lease and dies (never completes).
+    let claim = db.claim_job("dead-worker", 300, 3).await.unwrap().unwrap();
+    assert_eq!((claim.batch, claim.attempts), (1, 1));
+    assert_eq!(
+        c.get("/v1/batches/1").await.unwrap().body["status"],
+        "proving"
+    );
+    // While the lease holds, nobody else gets the job.
+    assert_eq!(db.claim_job("other", 300, 3).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // After expiry a live worker retries it (attempt 2) and finishes it.
+    let (backend, calls) = digest_backend(0);
+    let mut w = Worker::new(
+        db.clone(),
+        h.genesis.clone(),
+        backend,
+        WorkerConfig::named("live"),
+    );
+    let out = w.run_once().await.unwrap();
+    assert!(
+        matches!(out, Some(JobOutcome::Verified { batch: 1, .. })),
+        "{out:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let b = c.get("/v1/batches/1").await.unwrap().body;
+    assert_eq!(
+        (b["status"].as_str(), b["attempts"].as_i64()),
+        (Some("verified"), Some(2))
+    );
+    // The dead worker's late completion or failure is refused: it lost the lease.
+    assert!(!db.fail_job(1, "dead-worker", "late", false).await.unwrap());
+    assert!(!db
+        .complete_job(1, "dead-worker", "{}", b"x", "x", 1)
+        .await
+        .unwrap());
+    assert_eq!(
+        c.get("/v1/batches/1").await.unwrap().body["status"],
+        "verified"
+    );
+
+    // A job whose workers keep dying is given up after max attempts, with the reason recorded.
+    let d = {
+        let mut h = h;
+        h.deposit(9, 5)
+    };
+    assert_eq!(
+        c.submit("/v1/operator/deposits", &d).await.unwrap().status,
+        200
+    );
+    for attempt in 1..=2 {
+        let cl = db
+            .claim_job(&format!("dying-{attempt}"), 50, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((cl.batch, cl.attempts), (2, attempt));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    assert_eq!(db.claim_job("late", 50, 2).await.unwrap(), None);
+    let b = c.get("/v1/batches/2").await.unwrap().body;
+    assert_eq!(b["status"], "failed");
+    assert!(
+        b["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("out of attempts"),
+        "{b}"
+    );
+    node.stop();
+    tdb.drop_db().await;
+}
+
+async fn workers_share_the_queue(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let (node, c, h) = sealed_batches(&tdb, 6).await;
+    let (backend, calls) = digest_backend(50);
+    let mut tasks = Vec::new();
+    for name in ["w1", "w2"] {
+        let mut w = Worker::new(
+            node.db.clone(),
+            h.genesis.clone(),
+            backend.clone(),
+            WorkerConfig::named(name),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            while let Some(o) = w.run_once().await.unwrap() {
+                done.push(o);
+            }
+            done
+        }));
+    }
+    let mut proved = Vec::new();
+    for t in tasks {
+        for o in t.await.unwrap() {
+            match o {
+                JobOutcome::Verified { batch, .. } => proved.push(batch),
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+    }
+    proved.sort();
+    assert_eq!(
+        proved,
+        vec![1, 2, 3, 4, 5, 6],
+        "each batch proved exactly once"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    for n in 1..=6 {
+        let b = c.get(&format!("/v1/batches/{n}")).await.unwrap().body;
+        assert_eq!(
+            (b["status"].as_str(), b["attempts"].as_i64()),
+            (Some("verified"), Some(1))
+        );
+    }
+    node.stop();
+    tdb.drop_db().await;
+}
+
+/// Beyond the configured rate the API answers 429 with a typed body and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429() {
+    let tdb = TestDb::new(Engine::Sqlite).await;
+    let mut h = harness();
+    let mut cfg = node_config(&tdb.url, &h, 100, 60_000);
+    cfg.api.rate_limit = Some(2);
+    let (node, c) = start(cfg).await;
+    let mut statuses = Vec::new();
+    for a in 2..8 {
+        let d = h.deposit(a, 10);
+        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        if r.status == 429 {
+            assert_eq!(r.code(), "rate_limited");
+        }
+        statuses.push(r.status);
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        tx_count(&node.db).await,
+        ok,
+        "refused submissions wrote nothing"
+    );
+    node.stop();
+}

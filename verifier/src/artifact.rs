@@ -1,0 +1,314 @@
+//! The proof artifact: one batch proof with everything needed to say what it proves.
+//!
+//! # Binary layout (version 1)
+//!
+//! All integers little-endian; field elements 32 bytes big-endian and canonical (< r).
+//!
+//! | bytes        | field                                                        |
+//! |--------------|--------------------------------------------------------------|
+//! | 8            | magic `COLLARPF`                                             |
+//! | 2            | format version (`1`)                                         |
+//! | 4 + n        | circuit id, UTF-8, `n` ≤ 256                                 |
+//! | 32           | vk hash ([`crate::VerifyingKeyFile::hash`])                  |
+//! | 1 + 32       | SRS kind (`0xde` insecure development, `0x01` ceremony) and SRS digest |
+//! | 1            | proof system (`1` = SHPLONK KZG, Blake2b transcript)          |
+//! | 8 × 32       | the eight public inputs, in instance-column order            |
+//! | 4 + n        | proof bytes, `n` ≤ 16 MiB                                     |
+//!
+//! Nothing may follow. The JSON form carries the same values (hex strings, named fields).
+
+use std::path::Path;
+
+use collar_protocol::batch::BatchPublicInputs;
+use collar_protocol::field::fr_to_u128;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{header, Reader, Writer};
+use crate::{FormatError, SrsId, SrsKind, VerifyError};
+
+/// First bytes of a binary proof artifact.
+pub const ARTIFACT_MAGIC: &[u8; 8] = b"COLLARPF";
+/// The artifact format version this crate reads and writes.
+pub const ARTIFACT_VERSION: u16 = 1;
+/// Longest circuit id accepted.
+pub const MAX_CIRCUIT_ID_LEN: usize = 256;
+/// Largest proof accepted (far above any Collar proof; bounds allocation on hostile input).
+pub const MAX_PROOF_LEN: usize = 16 << 20;
+/// `format` tag of the JSON form.
+const JSON_FORMAT: &str = "collar-proof";
+
+/// The proof system and Fiat–Shamir transcript a proof was made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ProofSystem {
+    /// halo2 PLONK, KZG on BN254 with SHPLONK multi-opening, Blake2b transcript (native).
+    #[serde(rename = "shplonk-blake2b")]
+    ShplonkBlake2b,
+}
+
+impl ProofSystem {
+    fn code(self) -> u8 {
+        match self {
+            ProofSystem::ShplonkBlake2b => 1,
+        }
+    }
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(ProofSystem::ShplonkBlake2b),
+            _ => None,
+        }
+    }
+}
+
+/// A batch proof with its circuit id, verifying-key hash, SRS identity and public inputs.
+///
+/// Construct with [`ProofArtifact::new`] (checks the size limits), decode with
+/// [`ProofArtifact::from_bytes`] / [`ProofArtifact::from_json`] / [`ProofArtifact::read`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProofArtifact {
+    circuit_id: String,
+    vk_hash: [u8; 32],
+    srs: SrsId,
+    proof_system: ProofSystem,
+    public_inputs: BatchPublicInputs,
+    proof: Vec<u8>,
+}
+
+impl std::fmt::Debug for ProofArtifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofArtifact")
+            .field("circuit_id", &self.circuit_id)
+            .field("vk_hash", &hex::encode(self.vk_hash))
+            .field("srs", &self.srs)
+            .field("proof_system", &self.proof_system)
+            .field("public_inputs", &self.public_inputs)
+            .field("proof_len", &self.proof.len())
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactJson {
+    format: String,
+    version: u16,
+    circuit_id: String,
+    #[serde(with = "crate::hex32")]
+    vk_hash: [u8; 32],
+    srs: SrsId,
+    proof_system: ProofSystem,
+    public_inputs: BatchPublicInputs,
+    proof: String,
+}
+
+impl ProofArtifact {
+    /// An artifact for `proof` of `public_inputs` under the verifying key with hash `vk_hash`.
+    /// Fails if the circuit id or the proof exceed [`MAX_CIRCUIT_ID_LEN`] / [`MAX_PROOF_LEN`].
+    pub fn new(
+        circuit_id: String,
+        vk_hash: [u8; 32],
+        srs: SrsId,
+        proof_system: ProofSystem,
+        public_inputs: BatchPublicInputs,
+        proof: Vec<u8>,
+    ) -> Result<Self, FormatError> {
+        check_len("circuit id", circuit_id.len(), MAX_CIRCUIT_ID_LEN)?;
+        check_len("proof", proof.len(), MAX_PROOF_LEN)?;
+        Ok(Self {
+            circuit_id,
+            vk_hash,
+            srs,
+            proof_system,
+            public_inputs,
+            proof,
+        })
+    }
+
+    /// The circuit this proof is for (shape and version, e.g. `collar-batch/v1/cap2/k17`).
+    pub fn circuit_id(&self) -> &str {
+        &self.circuit_id
+    }
+    /// Hash of the verifying-key file the proof was made for.
+    pub fn vk_hash(&self) -> [u8; 32] {
+        self.vk_hash
+    }
+    /// The SRS the keys were made with.
+    pub fn srs(&self) -> SrsId {
+        self.srs
+    }
+    /// The proof system and transcript.
+    pub fn proof_system(&self) -> ProofSystem {
+        self.proof_system
+    }
+    /// The batch's eight public inputs.
+    pub fn public_inputs(&self) -> &BatchPublicInputs {
+        &self.public_inputs
+    }
+    /// The proof bytes (the halo2 transcript).
+    pub fn proof(&self) -> &[u8] {
+        &self.proof
+    }
+    /// Mutable proof bytes, for tools that deliberately corrupt a proof (tests, fuzzing).
+    pub fn proof_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.proof
+    }
+    /// Mutable public inputs, for tools that deliberately change a claim (tests).
+    pub fn public_inputs_mut(&mut self) -> &mut BatchPublicInputs {
+        &mut self.public_inputs
+    }
+    /// Replaces the recorded verifying-key hash (tests; re-labelling is caught by verification).
+    pub fn set_vk_hash(&mut self, vk_hash: [u8; 32]) {
+        self.vk_hash = vk_hash;
+    }
+
+    /// The binary encoding (layout in the module docs).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bytes(ARTIFACT_MAGIC);
+        w.u16(ARTIFACT_VERSION);
+        w.var(self.circuit_id.as_bytes());
+        w.bytes(&self.vk_hash);
+        w.u8(self.srs.kind.code());
+        w.bytes(&self.srs.digest);
+        w.u8(self.proof_system.code());
+        for f in self.public_inputs.to_fields() {
+            w.fr(&f);
+        }
+        w.var(&self.proof);
+        w.buf
+    }
+
+    /// Decodes the binary form; every field is validated and nothing may follow.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::new(bytes);
+        header(&mut r, ARTIFACT_MAGIC, "proof artifact", ARTIFACT_VERSION)?;
+        let circuit_id = r.string("circuit id", MAX_CIRCUIT_ID_LEN)?;
+        let vk_hash = r.array::<32>("vk hash")?;
+        let kind = r.u8("srs kind")?;
+        let kind = SrsKind::from_code(kind).ok_or(FormatError::UnknownCode {
+            what: "srs kind",
+            code: kind,
+        })?;
+        let digest = r.array::<32>("srs digest")?;
+        let ps = r.u8("proof system")?;
+        let proof_system = ProofSystem::from_code(ps).ok_or(FormatError::UnknownCode {
+            what: "proof system",
+            code: ps,
+        })?;
+        let mut f = [collar_protocol::Fr::zero(); 8];
+        for (i, slot) in f.iter_mut().enumerate() {
+            *slot = r.fr(crate::PUBLIC_INPUT_NAMES[i])?;
+        }
+        let batch_number = fr_to_u128(&f[7])
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or(FormatError::InvalidField {
+                what: "batch_number (exceeds u64)",
+            })?;
+        let public_inputs = BatchPublicInputs {
+            old_root: f[0],
+            new_root: f[1],
+            pubdata_commitment: f[2],
+            tick_commitment: f[3],
+            deposit_head_before: f[4],
+            deposit_head_after: f[5],
+            withdrawals_commitment: f[6],
+            batch_number,
+        };
+        let proof = r.var("proof", MAX_PROOF_LEN)?.to_vec();
+        r.finish()?;
+        Ok(Self {
+            circuit_id,
+            vk_hash,
+            srs: SrsId { kind, digest },
+            proof_system,
+            public_inputs,
+            proof,
+        })
+    }
+
+    /// The JSON form (pretty-printed), with `"format": "collar-proof"` and the version.
+    pub fn to_json(&self) -> String {
+        let j = ArtifactJson {
+            format: JSON_FORMAT.into(),
+            version: ARTIFACT_VERSION,
+            circuit_id: self.circuit_id.clone(),
+            vk_hash: self.vk_hash,
+            srs: self.srs,
+            proof_system: self.proof_system,
+            public_inputs: self.public_inputs,
+            proof: format!("0x{}", hex::encode(&self.proof)),
+        };
+        serde_json::to_string_pretty(&j).expect("serialising plain data cannot fail")
+    }
+
+    /// Decodes the JSON form; unknown fields, a wrong format tag or version are errors.
+    pub fn from_json(s: &str) -> Result<Self, FormatError> {
+        let j: ArtifactJson =
+            serde_json::from_str(s).map_err(|e| FormatError::Json(e.to_string()))?;
+        if j.format != JSON_FORMAT {
+            return Err(FormatError::BadMagic {
+                expected: "proof artifact",
+            });
+        }
+        if j.version != ARTIFACT_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                kind: "proof artifact",
+                found: j.version,
+                supported: ARTIFACT_VERSION,
+            });
+        }
+        let digits = j
+            .proof
+            .strip_prefix("0x")
+            .ok_or(FormatError::Json("proof must be 0x-prefixed hex".into()))?;
+        check_len("proof", digits.len() / 2, MAX_PROOF_LEN)?;
+        let proof = hex::decode(digits).map_err(|e| FormatError::Json(format!("proof: {e}")))?;
+        Self::new(
+            j.circuit_id,
+            j.vk_hash,
+            j.srs,
+            j.proof_system,
+            j.public_inputs,
+            proof,
+        )
+    }
+
+    /// Decodes either form, told apart by the first non-space byte (`{` is JSON).
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {
+                let s = std::str::from_utf8(bytes).map_err(|_| FormatError::NotUtf8 {
+                    what: "JSON proof artifact",
+                })?;
+                Self::from_json(s)
+            }
+            _ => Self::from_bytes(bytes),
+        }
+    }
+
+    /// Reads an artifact file in either form.
+    pub fn read(path: &Path) -> Result<Self, VerifyError> {
+        let bytes = crate::read_file(path, MAX_PROOF_LEN * 3)?;
+        Self::decode(&bytes).map_err(|source| VerifyError::Malformed {
+            path: Some(path.to_path_buf()),
+            source,
+        })
+    }
+
+    /// Writes the binary form to `path`, or the JSON form if `path` ends in `.json`.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::write(path, self.to_json())
+        } else {
+            std::fs::write(path, self.to_bytes())
+        }
+    }
+}
+
+pub(crate) fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), FormatError> {
+    if len > max {
+        Err(FormatError::TooLarge { what, len, max })
+    } else {
+        Ok(())
+    }
+}
