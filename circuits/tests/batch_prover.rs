@@ -20,7 +20,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the verifying key for this test's shape (small params, 2 slots, dev SRS
 /// seed 42).
-const PINNED_VK: &str = "0x0fa665697e51399d17fc4a1a65dbf0afe8758a8706008596cf3985803396124d";
+const PINNED_VK: &str = "0x2ce9ca6f5dcaca5a595b440d63a229032647f9932a6a9532e4bf44a7789715d6";
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {

@@ -39,7 +39,7 @@ async fn real_proof_of_a_deposit_batch_and_honest_failure() {
         h.accept(&d);
     }
     let keys = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn ProofBackend> = Arc::new(Halo2Backend::new(
+    let halo2 = Arc::new(Halo2Backend::new(
         h.genesis.clone(),
         Halo2Config {
             capacity: 2,
@@ -47,6 +47,7 @@ async fn real_proof_of_a_deposit_batch_and_honest_failure() {
             ..Default::default()
         },
     ));
+    let backend: Arc<dyn ProofBackend> = halo2.clone();
     let mut w = Worker::new(
         node.db.clone(),
         h.genesis.clone(),
@@ -75,6 +76,32 @@ async fn real_proof_of_a_deposit_batch_and_honest_failure() {
     let mut other = inputs;
     other.batch_number += 1;
     assert!(backend.verify(&other, &proof).is_err());
+
+    // `collar verify PROOF --vk VK`: exit 0 for the stored artifact, non-zero with the failed
+    // check named for a flipped byte.
+    let files = tempfile::tempdir().unwrap();
+    let vk = files.path().join("batch.vk");
+    halo2.prover().unwrap().export_vk(&vk).unwrap();
+    let verify = |bytes: &[u8]| {
+        let path = files.path().join("batch.proof");
+        std::fs::write(&path, bytes).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_collar"))
+            .arg("verify")
+            .arg(&path)
+            .arg("--vk")
+            .arg(&vk)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&proof);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid: batch 1"));
+    let rejected = verify(&bad);
+    assert!(!rejected.status.success());
+    assert!(
+        String::from_utf8_lossy(&rejected.stderr).contains("invalid-proof"),
+        "{rejected:?}"
+    );
 
     let out = w.run_once().await.unwrap();
     match out {

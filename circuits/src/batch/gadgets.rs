@@ -24,20 +24,91 @@ pub(crate) fn eq_if(
     gate.assert_is_const(ctx, &p, &Fr::zero());
 }
 
-/// Constrains every field of `after` equal to `before` under `sel`, except collateral and
-/// public key, which the caller handles.
-pub(crate) fn unchanged_except_balance(
+/// The leaf fields a transaction leaves unchanged on a port (collateral is never listed: every
+/// type that writes a port moves or checks it).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Keep {
+    pub(crate) key: bool,
+    pub(crate) nonce: bool,
+    pub(crate) orders: bool,
+    pub(crate) positions: bool,
+}
+
+impl Keep {
+    /// Everything but collateral.
+    pub(crate) const ALL: Keep = Keep {
+        key: true,
+        nonce: true,
+        orders: true,
+        positions: true,
+    };
+}
+
+/// Constrains the fields named by `keep` of `port` unchanged under `sel`.
+pub(crate) fn keep(
     ctx: &mut Context<Fr>,
     gate: &impl GateInstructions<Fr>,
-    before: &AssignedAccount,
-    after: &AssignedAccount,
+    port: &AssignedPort,
+    keep: Keep,
     sel: AssignedValue<Fr>,
 ) {
-    eq_if(ctx, gate, after.nonce.cell(), before.nonce.cell(), sel);
-    eq_if(ctx, gate, after.orders_root, before.orders_root, sel);
-    for (a, b) in after.positions.iter().zip(&before.positions) {
-        eq_if(ctx, gate, a.word, b.word, sel);
+    let (b, a) = (&port.before, &port.after);
+    if keep.key {
+        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
+            eq_if(ctx, gate, *x, *y, sel);
+        }
     }
+    if keep.nonce {
+        eq_if(ctx, gate, a.nonce.cell(), b.nonce.cell(), sel);
+    }
+    if keep.orders {
+        eq_if(ctx, gate, a.orders_root, b.orders_root, sel);
+    }
+    if keep.positions {
+        for (x, y) in a.positions.iter().zip(&b.positions) {
+            eq_if(ctx, gate, x.word, y.word, sel);
+        }
+    }
+}
+
+/// Constrains `port`'s collateral to become `before + (bit ? if_set : if_clear)` under `sel`.
+/// Deltas are field values (a debit is a negated cell); the new collateral's 63-bit range check
+/// (its leaf) rules out a debit past zero or a credit to `2^63`.
+pub(crate) fn move_cash(
+    ctx: &mut Context<Fr>,
+    gate: &impl GateInstructions<Fr>,
+    port: &AssignedPort,
+    if_set: AssignedValue<Fr>,
+    if_clear: AssignedValue<Fr>,
+    bit: AssignedValue<Fr>,
+    sel: AssignedValue<Fr>,
+) {
+    let delta = gate.select(ctx, if_set, if_clear, bit);
+    let cash = gate.add(ctx, port.before.collateral.cell(), delta);
+    eq_if(ctx, gate, port.after.collateral.cell(), cash, sel);
+}
+
+/// §7.4 rule 9 and §7.5 rule 5: `payer` pays `paid = min(amount, collateral)`; a shortfall
+/// `amount - paid > 0` is allowed under `sel` only if `longs_of` holds no long. Returns
+/// `(paid, shortfall)`.
+pub(crate) fn pay_capped(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    amount: &Ranged,
+    payer: &AssignedAccount,
+    longs_of: &AssignedAccount,
+    sel: AssignedValue<Fr>,
+) -> (Ranged, AssignedValue<Fr>) {
+    let gate = range.gate();
+    let zero = ctx.load_zero();
+    let paid = min(ctx, range, amount, &payer.collateral);
+    let shortfall = gate.sub(ctx, amount.cell(), paid.cell());
+    let covered = gate.is_zero(ctx, shortfall);
+    let has_shortfall = gate.not(ctx, covered);
+    let long_held = holds_long(ctx, range, longs_of);
+    let blocked = gate.and(ctx, has_shortfall, long_held);
+    eq_if(ctx, gate, blocked, zero, sel);
+    (paid, shortfall)
 }
 
 /// Whether the underlying at index `u` halts risk at `now` (PROTOCOL.md §9):

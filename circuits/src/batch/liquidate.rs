@@ -11,7 +11,8 @@ use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 
 use super::gadgets::{
-    abs, eq_if, holds_long, min, move_position, underlying_halted, Move, SeriesRead,
+    abs, eq_if, keep, move_cash, move_position, pay_capped, underlying_halted, Keep, Move,
+    SeriesRead,
 };
 use super::witness::SlotWitness;
 use super::{AssignedPort, PortMargins, SlotEnv};
@@ -117,27 +118,17 @@ pub(super) fn constrain(
     // deficit only for a victim left with no long. Long victim: receives cost from the
     // liquidator (whose 63-bit collateral check rules out paying more than it holds).
     let cost = size.mul(ctx, gate, &price);
-    let paid = min(ctx, range, &cost, &victim.before.collateral);
-    let deficit = gate.sub(ctx, cost.cell(), paid.cell());
-    let deficit = gate.mul(ctx, deficit, short);
-    let covered = gate.is_zero(ctx, deficit);
-    let has_deficit = gate.not(ctx, covered);
-    let long_left = holds_long(ctx, range, &victim.after);
-    let blocked = gate.and(ctx, has_deficit, long_left);
-    eq_if(ctx, gate, blocked, zero, sel);
-
-    let v_debited = gate.sub(ctx, victim.before.collateral.cell(), paid.cell());
-    let v_credited = gate.add(ctx, victim.before.collateral.cell(), cost.cell());
-    let v_cash = gate.select(ctx, v_debited, v_credited, short);
-    eq_if(ctx, gate, victim.after.collateral.cell(), v_cash, sel);
+    let short_sel = gate.mul(ctx, sel, short);
+    let (paid, shortfall) = pay_capped(ctx, range, &cost, &victim.before, &victim.after, short_sel);
+    let deficit = gate.mul(ctx, shortfall, short);
+    let neg_paid = gate.neg(ctx, paid.cell());
+    let neg_cost = gate.neg(ctx, cost.cell());
+    move_cash(ctx, gate, victim, neg_paid, cost.cell(), short, sel);
     let fund_id = ctx.load_constant(Fr::from(INSURANCE_FUND));
     eq_if(ctx, gate, fund.index.cell(), fund_id, sel);
-    let f_cash = gate.sub(ctx, fund.before.collateral.cell(), deficit);
-    eq_if(ctx, gate, fund.after.collateral.cell(), f_cash, sel);
-    let l_credited = gate.add(ctx, liq.before.collateral.cell(), cost.cell());
-    let l_debited = gate.sub(ctx, liq.before.collateral.cell(), cost.cell());
-    let l_cash = gate.select(ctx, l_credited, l_debited, short);
-    eq_if(ctx, gate, liq.after.collateral.cell(), l_cash, sel);
+    let neg_deficit = gate.neg(ctx, deficit);
+    move_cash(ctx, gate, fund, neg_deficit, zero, short, sel);
+    move_cash(ctx, gate, liq, cost.cell(), neg_cost, short, sel);
     let liq_delta = gate.neg(ctx, victim_delta);
     move_position(
         ctx,
@@ -155,25 +146,17 @@ pub(super) fn constrain(
     eq_if(ctx, gate, initial, one, sel);
 
     // Nothing else changes.
-    for port in [victim, fund, liq] {
-        let (b, a) = (&port.before, &port.after);
-        eq_if(ctx, gate, a.orders_root, b.orders_root, sel);
-        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
-            eq_if(ctx, gate, *x, *y, sel);
-        }
-    }
-    for port in [victim, fund] {
-        eq_if(
-            ctx,
-            gate,
-            port.after.nonce.cell(),
-            port.before.nonce.cell(),
-            sel,
-        );
-    }
-    for (x, y) in fund.after.positions.iter().zip(&fund.before.positions) {
-        eq_if(ctx, gate, x.word, y.word, sel);
-    }
+    let cash_and_positions = Keep {
+        positions: false,
+        ..Keep::ALL
+    };
+    keep(ctx, gate, victim, cash_and_positions, sel);
+    keep(ctx, gate, fund, Keep::ALL, sel);
+    let nonce_too = Keep {
+        nonce: false,
+        ..cash_and_positions
+    };
+    keep(ctx, gate, liq, nonce_too, sel);
 
     let kind = ctx.load_constant(Fr::from(u64::from(record::LIQUIDATE)));
     env.poseidon.hash(

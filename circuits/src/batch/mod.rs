@@ -35,7 +35,7 @@ use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::PoseidonChip;
 use crate::safe::Ranged;
 use crate::stats::measure_tx_type;
-use gadgets::{any_position_halted, eq_if, select_for_margin, unchanged_except_balance};
+use gadgets::{any_position_halted, eq_if, keep, select_for_margin, Keep};
 
 /// Why a batch witness cannot be turned into this circuit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -310,7 +310,11 @@ pub fn build_batch(
             eq_if(ctx, gate, lhs, x3, creates);
             let credited = gate.add(ctx, b.collateral.cell(), amount.cell());
             eq_if(ctx, gate, a.collateral.cell(), credited, ty.deposit);
-            unchanged_except_balance(ctx, gate, b, a, ty.deposit);
+            let balance_only = Keep {
+                key: false,
+                ..Keep::ALL
+            };
+            keep(ctx, gate, &ports[0], balance_only, ty.deposit);
 
             // The deposit-queue chain advances only for a deposit.
             let next = poseidon.hash(
@@ -344,13 +348,11 @@ pub fn build_batch(
             eq_if(ctx, gate, a.nonce.cell(), bumped, ty.withdraw);
             let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
             eq_if(ctx, gate, a.collateral.cell(), debited, ty.withdraw);
-            for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
-                eq_if(ctx, gate, *x, *y, ty.withdraw);
-            }
-            eq_if(ctx, gate, a.orders_root, b.orders_root, ty.withdraw);
-            for (x, y) in a.positions.iter().zip(&b.positions) {
-                eq_if(ctx, gate, x.word, y.word, ty.withdraw);
-            }
+            let cash_and_nonce = Keep {
+                nonce: false,
+                ..Keep::ALL
+            };
+            keep(ctx, gate, &ports[0], cash_and_nonce, ty.withdraw);
             let halted = any_position_halted(ctx, range, b, &view, &now);
             eq_if(ctx, gate, halted, zero, ty.withdraw);
             let m = &margins.after[0];

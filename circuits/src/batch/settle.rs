@@ -7,7 +7,9 @@ use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 
-use super::gadgets::{abs, eq_if, holds_long, min, move_position, Move, SeriesRead};
+use super::gadgets::{
+    abs, eq_if, keep, move_cash, move_position, pay_capped, Keep, Move, SeriesRead,
+};
 use super::witness::SlotWitness;
 use super::{AssignedPort, SlotEnv};
 use crate::account::SERIES_BITS;
@@ -68,36 +70,20 @@ pub(super) fn constrain(
     // 4. Long: the fund pays in full (its new collateral's 63-bit range check rules out
     // paying more than it holds). 5. Short: the account pays min(value, collateral); a
     // shortfall only for an account holding no long.
-    let paid = min(ctx, range, &value, &acc.before.collateral);
-    let shortfall = gate.sub(ctx, value.cell(), paid.cell());
-    let covered = gate.is_zero(ctx, shortfall);
-    let has_shortfall = gate.not(ctx, covered);
-    let long_held = holds_long(ctx, range, &acc.before);
-    let blocked = gate.and(ctx, has_shortfall, long_held);
     let short_sel = gate.mul(ctx, sel, short);
-    eq_if(ctx, gate, blocked, zero, short_sel);
-
-    let acc_debited = gate.sub(ctx, acc.before.collateral.cell(), paid.cell());
-    let acc_credited = gate.add(ctx, acc.before.collateral.cell(), value.cell());
-    let acc_cash = gate.select(ctx, acc_debited, acc_credited, short);
-    eq_if(ctx, gate, acc.after.collateral.cell(), acc_cash, sel);
-    let fund_credited = gate.add(ctx, fund.before.collateral.cell(), paid.cell());
-    let fund_debited = gate.sub(ctx, fund.before.collateral.cell(), value.cell());
-    let fund_cash = gate.select(ctx, fund_credited, fund_debited, short);
-    eq_if(ctx, gate, fund.after.collateral.cell(), fund_cash, sel);
+    let (paid, _) = pay_capped(ctx, range, &value, &acc.before, &acc.before, short_sel);
+    let neg_paid = gate.neg(ctx, paid.cell());
+    let neg_value = gate.neg(ctx, value.cell());
+    move_cash(ctx, gate, acc, neg_paid, value.cell(), short, sel);
+    move_cash(ctx, gate, fund, paid.cell(), neg_value, short, sel);
 
     // Nothing else changes.
-    for port in [acc, fund] {
-        let (b, a) = (&port.before, &port.after);
-        eq_if(ctx, gate, a.nonce.cell(), b.nonce.cell(), sel);
-        eq_if(ctx, gate, a.orders_root, b.orders_root, sel);
-        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
-            eq_if(ctx, gate, *x, *y, sel);
-        }
-    }
-    for (x, y) in fund.after.positions.iter().zip(&fund.before.positions) {
-        eq_if(ctx, gate, x.word, y.word, sel);
-    }
+    let untouched = Keep {
+        positions: false,
+        ..Keep::ALL
+    };
+    keep(ctx, gate, acc, untouched, sel);
+    keep(ctx, gate, fund, Keep::ALL, sel);
 
     let kind = ctx.load_constant(Fr::from(u64::from(record::SETTLE)));
     env.poseidon

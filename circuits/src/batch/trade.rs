@@ -11,7 +11,7 @@ use halo2_base::utils::ScalarField;
 use halo2_base::QuantumCell::{Constant, Existing};
 use halo2_base::{AssignedValue, Context};
 
-use super::gadgets::{eq_if, move_position, underlying_halted, Move, SeriesRead};
+use super::gadgets::{eq_if, keep, move_position, underlying_halted, Keep, Move, SeriesRead};
 use super::witness::{OrderFillWitness, SlotWitness};
 use super::{AssignedPort, PortMargins, SlotEnv};
 use crate::account::SERIES_BITS;
@@ -127,10 +127,12 @@ pub(super) fn constrain(
         let (b, a) = (&port.before, &port.after);
         // 8. The account exists; key and nonce do not change.
         eq_if(ctx, gate, b.exists, one, sel);
-        eq_if(ctx, gate, a.nonce.cell(), b.nonce.cell(), sel);
-        for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
-            eq_if(ctx, gate, *x, *y, sel);
-        }
+        let key_and_nonce = Keep {
+            key: true,
+            nonce: true,
+            ..Keep::default()
+        };
+        keep(ctx, gate, port, key_and_nonce, sel);
         // 9. The fill.
         let fill_w = &slot.ports[i].order;
         fill_order(ctx, range, env, port, &orders[i], &size, fill_w, sel);
@@ -171,22 +173,14 @@ pub(super) fn constrain(
     // The fee account receives both fees; nothing else of it changes.
     let fee_id = ctx.load_constant(Fr::from(collar_protocol::FEE_ACCOUNT));
     eq_if(ctx, gate, fee_port.index.cell(), fee_id, sel);
-    let (b, a) = (&fee_port.before, &fee_port.after);
     let credited = gate.mul_add(
         ctx,
         fee.cell(),
         Constant(Fr::from(2u64)),
-        b.collateral.cell(),
+        fee_port.before.collateral.cell(),
     );
-    eq_if(ctx, gate, a.collateral.cell(), credited, sel);
-    eq_if(ctx, gate, a.nonce.cell(), b.nonce.cell(), sel);
-    eq_if(ctx, gate, a.orders_root, b.orders_root, sel);
-    for (x, y) in a.pubkey.iter().zip(&b.pubkey) {
-        eq_if(ctx, gate, *x, *y, sel);
-    }
-    for (x, y) in a.positions.iter().zip(&b.positions) {
-        eq_if(ctx, gate, x.word, y.word, sel);
-    }
+    eq_if(ctx, gate, fee_port.after.collateral.cell(), credited, sel);
+    keep(ctx, gate, fee_port, Keep::ALL, sel);
 
     // The record (§10): type, size, price, then each order with its account taken from its
     // port, the shared series and the side fixed by its position.

@@ -411,6 +411,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     let prove_wall = t_prove.elapsed();
     node.stop();
+    if let (Some(dir), false) = (&a.dir, a.no_prove) {
+        export_proofs(dir, &final_rows, &d.h.genesis, &circuit)?;
+    }
 
     // Summary.
     let total_accepted: u64 = d.accepted.values().sum();
@@ -500,5 +503,45 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         row("proving time per batch", avg);
         row("final state root", fr_hex(&node_root));
     }
+    Ok(())
+}
+
+/// Writes each verified batch's proof artifact to `dir/proofs/batch-N.proof` and the verifying
+/// key to `dir/batch.vk` (from the key cache the node used), so that anyone can re-check them
+/// with `collar verify`.
+fn export_proofs(
+    dir: &std::path::Path,
+    rows: &[Value],
+    genesis: &collar_protocol::Genesis,
+    circuit: &CircuitArgs,
+) -> anyhow::Result<()> {
+    let proofs = dir.join("proofs");
+    std::fs::create_dir_all(&proofs)?;
+    let mut written = Vec::new();
+    for r in rows.iter().filter(|r| r["status"] == "verified") {
+        let (Some(n), Some(hexed)) = (r["number"].as_u64(), r["proof"].as_str()) else {
+            continue;
+        };
+        let bytes = hex::decode(hexed.trim_start_matches("0x"))?;
+        let path = proofs.join(format!("batch-{n}.proof"));
+        std::fs::write(&path, bytes)?;
+        written.push(path);
+    }
+    let Some(first) = written.first() else {
+        return Ok(());
+    };
+    let backend = collar_sequencer::prover::Halo2Backend::new(genesis.clone(), circuit.halo2());
+    let vk = dir.join("batch.vk");
+    backend
+        .prover()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .export_vk(&vk)?;
+    eprintln!(
+        "collar demo: {} proofs in {}; check one with: collar verify {} --vk {}",
+        written.len(),
+        proofs.display(),
+        first.display(),
+        vk.display()
+    );
     Ok(())
 }

@@ -35,6 +35,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Err(e) => Err(anyhow::anyhow!("proof rejected ({}): {e}", e.check())),
+        Err(e) => {
+            // A rejection is an answer, not a crash: one line on stderr and exit status 1.
+            eprintln!("collar verify: proof rejected ({}): {e}", e.check());
+            std::process::exit(1);
+        }
     }
 }
