@@ -2,12 +2,13 @@
 //! only through the rules of §7, slot by slot.
 //!
 //! **Status.** This version constrains padding (`noop`) slots, deposits (§7.1), withdrawals
-//! (§7.2), trades (§7.3), liquidations (§7.4) and expiry settlements (§7.5) in full: the header preimage, the market lists, every account write
-//! as a Merkle update chained through the accounts root (three ports per slot), order-slot fills,
-//! position moves, breakers, the margin rules of §5.3, fees, the deposit-queue, withdrawals and
-//! public-data chains, and the eight public inputs. Oracle ticks and series registrations (which
-//! rewrite the market lists) are refused at construction ([`BatchCircuitError::Unsupported`]) until their
-//! gadgets land, so no batch containing them can be proven by this version.
+//! (§7.2), trades (§7.3), liquidations (§7.4), expiry settlements (§7.5) and series
+//! registrations (§7.7) in full: the header preimage, the market lists (the registry as per-slot
+//! state), every account write as a Merkle update chained through the accounts root (three
+//! ports per slot), order-slot fills, position moves, breakers, the margin rules of §5.3, fees,
+//! the deposit-queue, withdrawals and public-data chains, and the eight public inputs. Oracle
+//! ticks are refused at construction ([`BatchCircuitError::Unsupported`]) until their gadget
+//! lands, so no batch containing one can be proven by this version.
 
 mod gadgets;
 mod liquidate;
