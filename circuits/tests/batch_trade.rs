@@ -230,7 +230,12 @@ fn max_sellable(h: &mut Harness, seller: u64, price: u64) -> u64 {
         });
         h.state.check(&t).is_ok()
     };
-    let (mut lo, mut hi) = (0u64, 1 << 20);
+    largest_accepted(0, 1 << 20, ok)
+}
+
+/// The largest `x` in `[lo, hi)` with `ok(x)`, assuming `ok(lo)` and that `ok` holds on a
+/// prefix of the range (bisection).
+fn largest_accepted(mut lo: u64, mut hi: u64, ok: impl Fn(u64) -> bool) -> u64 {
     while lo + 1 < hi {
         let mid = (lo + hi) / 2;
         if ok(mid) {
@@ -348,15 +353,7 @@ fn the_trade_exception_is_enforced_at_the_boundary() {
         h.state.check(&t).is_ok()
     };
     assert!(ok(20_000), "buying back at the mark reduces the shortfall");
-    let (mut lo, mut hi) = (20_000u64, 1 << 30);
-    while lo + 1 < hi {
-        let mid = (lo + hi) / 2;
-        if ok(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
+    let lo = largest_accepted(20_000, 1 << 30, ok);
     let txs = vec![h.trade(b, s, 1, lo).tx];
     let bad = boundary(&h, &txs, |t| t.price += 1);
     assert!(rule_failed(&bad), "{:?}", bad.failures);
