@@ -55,6 +55,56 @@ pub struct AssignedUnderlying {
     pub leaf: AssignedValue<Fr>,
 }
 
+impl AssignedSeries {
+    /// The leaf of the current fields: `used ? H(underlying, strike, expiry, kind,
+    /// contract_size, mark, settlement_price) : 0` (§4.5).
+    pub fn rehash(
+        &self,
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        poseidon: &PoseidonChip,
+    ) -> AssignedValue<Fr> {
+        let h = poseidon.hash(
+            ctx,
+            gate,
+            &[
+                self.underlying.cell(),
+                self.strike.cell(),
+                self.expiry.cell(),
+                self.is_put,
+                self.contract_size.cell(),
+                self.mark.cell(),
+                self.settlement_price.cell(),
+            ],
+        );
+        let zero = ctx.load_zero();
+        gate.select(ctx, h, zero, self.used)
+    }
+}
+
+impl AssignedUnderlying {
+    /// The leaf of the current fields: `used ? H(symbol, rates, durations, spot, last_update,
+    /// tripped_until) : 0` (§4.6).
+    pub fn rehash(
+        &self,
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        poseidon: &PoseidonChip,
+    ) -> AssignedValue<Fr> {
+        let mut fields = vec![self.symbol];
+        fields.extend(self.rates.iter().map(Ranged::cell));
+        fields.extend(self.durations.iter().map(Ranged::cell));
+        fields.extend([
+            self.spot.cell(),
+            self.last_update.cell(),
+            self.tripped_until.cell(),
+        ]);
+        let h = poseidon.hash(ctx, gate, &fields);
+        let zero = ctx.load_zero();
+        gate.select(ctx, h, zero, self.used)
+    }
+}
+
 fn load(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, v: u64, bits: u32) -> Ranged {
     Ranged::load(ctx, range, Fr::from(v), bits)
 }
@@ -139,10 +189,7 @@ pub fn assign_series(
         for f in fields {
             zero_unless(ctx, gate, f, used);
         }
-        let h = poseidon.hash(ctx, gate, &fields);
-        let zero = ctx.load_zero();
-        let leaf = gate.select(ctx, h, zero, used);
-        out.push(AssignedSeries {
+        let mut entry = AssignedSeries {
             used,
             underlying,
             strike,
@@ -151,8 +198,10 @@ pub fn assign_series(
             contract_size,
             mark,
             settlement_price,
-            leaf,
-        });
+            leaf: used,
+        };
+        entry.leaf = entry.rehash(ctx, gate, poseidon);
+        out.push(entry);
     }
     out
 }
@@ -237,10 +286,7 @@ pub fn assign_underlyings(
         for f in fields {
             zero_unless(ctx, gate, f, used);
         }
-        let h = poseidon.hash(ctx, gate, &fields);
-        let zero = ctx.load_zero();
-        let leaf = gate.select(ctx, h, zero, used);
-        out.push(AssignedUnderlying {
+        let mut entry = AssignedUnderlying {
             used,
             symbol,
             rates,
@@ -248,8 +294,10 @@ pub fn assign_underlyings(
             spot,
             last_update,
             tripped_until,
-            leaf,
-        });
+            leaf: used,
+        };
+        entry.leaf = entry.rehash(ctx, gate, poseidon);
+        out.push(entry);
     }
     out
 }

@@ -30,6 +30,16 @@ pub enum Failure {
 pub const FLEX_GATE: &str = "1 column a + b * c = out";
 /// The range-check lookup's name in halo2-base.
 pub const RANGE_LOOKUP: &str = "lookup";
+/// The same range lookup's name in a circuit with more than one advice column (halo2-base
+/// then looks up dedicated lookup-advice columns).
+pub const RANGE_LOOKUP_COLUMNS: &str = "lookup wo selector";
+
+impl Failure {
+    /// Whether this is halo2-base's range lookup, under either of its names.
+    pub fn is_range_lookup(&self) -> bool {
+        matches!(self, Failure::Lookup(n) if n == RANGE_LOOKUP || n == RANGE_LOOKUP_COLUMNS)
+    }
+}
 
 impl Failure {
     fn classify(f: &VerifyFailure) -> Self {

@@ -11,7 +11,9 @@ use collar_circuits::account::{
 use collar_circuits::merkle::{update_with_cells, AssignedMerkleUpdate};
 use collar_circuits::poseidon::PoseidonChip;
 use collar_circuits::safe::Ranged;
-use collar_circuits::testing::{Failure, MockOutcome, MockRun, Sweep, FLEX_GATE, RANGE_LOOKUP};
+use collar_circuits::testing::{
+    Failure, MockOutcome, MockRun, Sweep, FLEX_GATE, RANGE_LOOKUP, RANGE_LOOKUP_COLUMNS,
+};
 use collar_protocol::account::OrderSlot;
 use collar_protocol::field::{fr_from_i128, fr_from_u128};
 use collar_protocol::merkle::empty_root;
@@ -92,11 +94,6 @@ fn check_account(acc: &Account) -> MockOutcome<()> {
 fn only_permutation<R>(out: &MockOutcome<R>) -> bool {
     out.failures == [Failure::Permutation].into_iter().collect()
 }
-
-/// halo2-base's name for the range lookup when the lookups are copied into dedicated lookup
-/// advice columns (a circuit with more than one advice column); [`RANGE_LOOKUP`] (`"lookup"`)
-/// is the name in the single-column layout, where a selector gates the lookup.
-const RANGE_LOOKUP_COLUMNS: &str = "lookup wo selector";
 
 /// An out-of-range value fails its range check, and nothing else: a limb lookup, the limb
 /// recombination copy, or, for a width of `8n + 1` bits (a signed 40-bit size is checked on 41

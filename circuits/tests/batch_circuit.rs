@@ -86,7 +86,7 @@ fn sampled_witness_mutations_are_rejected() {
 }
 
 #[test]
-fn unsupported_types_and_overfull_batches_are_refused() {
+fn overfull_batches_are_refused_and_a_leading_tick_takes_no_slot() {
     let (before, txs, _) = deposit_batch();
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 4, &txs).unwrap();
@@ -97,13 +97,14 @@ fn unsupported_types_and_overfull_batches_are_refused() {
             capacity: 2
         })
     ));
-    let h = Harness::new(ProtocolParams::small(), 1);
-    let t = h.tick(10, &[(0, 100_000, vec![])]);
+    // A leading tick takes the tick lane, not a slot: a tick and two deposits fit 2 slots.
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let t = h.tick(10, &[(0, 100_000, vec![])]).tx;
+    let d = [h.deposit(2, 5).tx, h.deposit(3, 5).tx];
     let before = h.state.clone();
     let mut s = before.clone();
-    let exec = batch::execute(&mut s, 1, &[t.tx]).unwrap();
-    assert_eq!(
-        BatchWitness::new(&before, &exec, 2).unwrap_err(),
-        BatchCircuitError::Unsupported("oracle_tick")
-    );
+    let exec = batch::execute(&mut s, 1, &[t, d[0].clone(), d[1].clone()]).unwrap();
+    let w = BatchWitness::new(&before, &exec, 2).unwrap();
+    assert!(w.tick.is_some());
+    assert!(w.slots.iter().all(|s| s.tx.is_some()));
 }

@@ -8,7 +8,7 @@ use crate::error::Rejection;
 use crate::field::Fr;
 use crate::params::Genesis;
 use crate::pubdata::{self, PubdataError};
-use crate::state::{State, TxWitness, WithdrawalRecord};
+use crate::state::{tick_chain, State, TxWitness, WithdrawalRecord};
 use crate::tx::Tx;
 
 /// The public inputs of a batch proof, in instance order (PROTOCOL.md §11).
@@ -80,6 +80,13 @@ pub enum BatchError {
         /// Why.
         rejection: Rejection,
     },
+    /// An oracle tick that is not the batch's first transaction (§11: a batch carries at most
+    /// one tick, first, in the circuit's tick lane). The sequencer seals around ticks.
+    #[error("transaction {index}: an oracle tick must be the first transaction of its batch")]
+    TickNotFirst {
+        /// Position of the tick in the batch.
+        index: usize,
+    },
     /// Public data could not be encoded or decoded.
     #[error(transparent)]
     Pubdata(#[from] PubdataError),
@@ -87,12 +94,24 @@ pub enum BatchError {
 
 /// Executes `txs` (signatures already verified) on `state` with witnesses. All or nothing: on
 /// error `state` is unchanged.
+///
+/// # Errors
+/// [`BatchError::TickNotFirst`] for an oracle tick after the first position (checked before
+/// anything runs), [`BatchError::Rejected`] for the first transaction the rules reject.
 pub fn execute(
     state: &mut State,
     batch_number: u64,
     txs: &[Tx],
 ) -> Result<ExecutedBatch, BatchError> {
+    if let Some(index) = txs
+        .iter()
+        .skip(1)
+        .position(|tx| matches!(tx, Tx::OracleTick(_)))
+    {
+        return Err(BatchError::TickNotFirst { index: index + 1 });
+    }
     let mut work = state.clone();
+    let params = work.params().clone();
     let old_root = work.root();
     let (deposit_head_before, _) = work.deposit_queue();
     let mut witnesses = Vec::with_capacity(txs.len());
@@ -108,9 +127,7 @@ pub fn execute(
             withdrawals.push(wd);
         }
         if let Some(t) = w.effects.time {
-            for p in &w.effects.prices {
-                tick_commitment = p.chain(tick_commitment, t);
-            }
+            tick_commitment = tick_chain(&params, tick_commitment, t, &w.effects.prices);
         }
         witnesses.push(w);
     }
@@ -118,7 +135,7 @@ pub fn execute(
     let public_inputs = BatchPublicInputs {
         old_root,
         new_root: work.root(),
-        pubdata_commitment: pubdata::commitment(txs)?,
+        pubdata_commitment: pubdata::commitment(&params, txs)?,
         tick_commitment,
         deposit_head_before,
         deposit_head_after: work.deposit_queue().0,

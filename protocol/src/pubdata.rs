@@ -3,6 +3,7 @@
 
 use crate::field::{fr_from_be_bytes, fr_from_short_bytes, fr_to_be_bytes, Fr};
 use crate::market::OptionKind;
+use crate::params::ProtocolParams;
 use crate::poseidon;
 use crate::signature::PublicKey;
 use crate::tx::{
@@ -29,6 +30,10 @@ pub enum PubdataError {
     /// The reports of one underlying quote different numbers of marks.
     #[error("tick reports of one underlying must quote the same series")]
     InconsistentTick,
+    /// A tick does not fit the fixed tick shape of the parameters (an index past a capacity, a
+    /// zero spot, or an underlying, oracle or series listed twice); accepted ticks always fit.
+    #[error("tick does not fit the fixed tick shape: {0}")]
+    TickShape(&'static str),
     /// A value does not fit its fixed width (only accepted transactions can be encoded).
     #[error("{field} = {value} does not fit {bytes} bytes")]
     TooWide {
@@ -433,13 +438,136 @@ pub fn record_fields(tx: &Tx) -> Result<Vec<Fr>, PubdataError> {
     Ok(out)
 }
 
-/// Next public-data commitment head: `H(tag, head, H(record_fields(tx)))` (§10). Committing per
+/// A tick laid out at positions fixed by the capacities of the parameters (§10): what the
+/// tick's record hash covers and what the circuit's tick lane consumes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickLayout {
+    /// Tick time.
+    pub timestamp: u64,
+    /// Per underlying index (`max_underlyings`): whether the tick has a block for it.
+    pub priced: Vec<bool>,
+    /// Per underlying index, per oracle index (`max_oracles`): the reported spot, 0 if absent.
+    pub spots: Vec<Vec<u64>>,
+    /// Per series index (`max_series`): `u + 1` if the block of underlying `u` quotes it, else 0.
+    pub quoted: Vec<u64>,
+    /// Per series index, per oracle index: the reported mark, 0 if absent.
+    pub marks: Vec<Vec<u64>>,
+}
+
+impl TickLayout {
+    /// Lays out `t` for the capacities of `params`.
+    ///
+    /// # Errors
+    /// [`PubdataError::TickShape`] if an underlying, oracle or series index is past its capacity
+    /// or repeated, or a spot is 0; [`PubdataError::InconsistentTick`] if the reports of a block
+    /// quote different series. Never for an accepted tick.
+    pub fn of(t: &OracleTick, params: &ProtocolParams) -> Result<Self, PubdataError> {
+        let (nu, no, ns) = (
+            params.max_underlyings,
+            params.max_oracles,
+            params.max_series,
+        );
+        let mut l = Self {
+            timestamp: t.timestamp,
+            priced: vec![false; nu],
+            spots: vec![vec![0; no]; nu],
+            quoted: vec![0; ns],
+            marks: vec![vec![0; no]; ns],
+        };
+        for b in &t.underlyings {
+            let u = b.underlying as usize;
+            if u >= nu || std::mem::replace(&mut l.priced[u], true) {
+                return Err(PubdataError::TickShape(
+                    "underlying out of range or repeated",
+                ));
+            }
+            let series: Vec<usize> = b
+                .reports
+                .first()
+                .map(|r| r.marks.iter().map(|m| m.series as usize).collect())
+                .unwrap_or_default();
+            for &s in &series {
+                if s >= ns || l.quoted[s] != 0 {
+                    return Err(PubdataError::TickShape("series out of range or repeated"));
+                }
+                l.quoted[s] = u as u64 + 1;
+            }
+            for r in &b.reports {
+                let j = r.oracle as usize;
+                if j >= no || r.spot == 0 || l.spots[u][j] != 0 {
+                    return Err(PubdataError::TickShape(
+                        "oracle out of range, repeated, or with a zero spot",
+                    ));
+                }
+                if r.marks.len() != series.len()
+                    || r.marks
+                        .iter()
+                        .zip(&series)
+                        .any(|(m, s)| m.series as usize != *s)
+                {
+                    return Err(PubdataError::InconsistentTick);
+                }
+                l.spots[u][j] = r.spot;
+                for m in &r.marks {
+                    l.marks[m.series as usize][j] = m.mark;
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// The fixed tick form: the type byte, the timestamp; per underlying `priced_u` then its
+    /// spots by oracle; per series `quoted_s` then its marks by oracle.
+    /// `2 + (1 + max_oracles)·(max_underlyings + max_series)` elements.
+    pub fn fields(&self) -> Vec<Fr> {
+        let mut out = vec![Fr::from(u64::from(record::TICK)), Fr::from(self.timestamp)];
+        for (p, spots) in self.priced.iter().zip(&self.spots) {
+            out.push(Fr::from(u64::from(*p)));
+            out.extend(spots.iter().map(|v| Fr::from(*v)));
+        }
+        for (q, marks) in self.quoted.iter().zip(&self.marks) {
+            out.push(Fr::from(*q));
+            out.extend(marks.iter().map(|v| Fr::from(*v)));
+        }
+        out
+    }
+}
+
+/// The fixed tick form of `t` (§10), [`TickLayout::fields`]: every value at a position fixed by
+/// the capacities of `params`, so that a circuit hashes it without data-dependent offsets. For a
+/// tick whose spots are positive and whose indices do not repeat it is one-to-one with the
+/// record's bytes: the blocks are the priced underlyings in ascending order, a block's reports
+/// the oracles with a non-zero spot, its series those with `quoted = u + 1`.
+///
+/// # Errors
+/// As [`TickLayout::of`].
+pub fn tick_fields(t: &OracleTick, params: &ProtocolParams) -> Result<Vec<Fr>, PubdataError> {
+    Ok(TickLayout::of(t, params)?.fields())
+}
+
+/// The hash of one record in the commitment (§10): `H(record_fields(tx))`, except for a tick,
+/// `H(tick_fields(tick, params))`.
+///
+/// # Errors
+/// As [`record_fields`] and [`tick_fields`].
+pub fn record_hash(params: &ProtocolParams, tx: &Tx) -> Result<Fr, PubdataError> {
+    match tx {
+        Tx::OracleTick(t) => {
+            // The byte layout must also hold (widths, consistent blocks).
+            encode_into(tx, &mut Vec::new())?;
+            Ok(poseidon::hash(&tick_fields(t, params)?))
+        }
+        _ => Ok(poseidon::hash(&record_fields(tx)?)),
+    }
+}
+
+/// Next public-data commitment head: `H(tag, head, record_hash(tx))` (§10). Committing per
 /// record lets the circuit hash each slot's record on its own and skip padding slots.
 ///
 /// # Errors
-/// As [`record_fields`].
-pub fn chain(head: Fr, tx: &Tx) -> Result<Fr, PubdataError> {
-    let record = poseidon::hash(&record_fields(tx)?);
+/// As [`record_hash`].
+pub fn chain(params: &ProtocolParams, head: Fr, tx: &Tx) -> Result<Fr, PubdataError> {
+    let record = record_hash(params, tx)?;
     Ok(poseidon::hash(&[
         crate::field::domain_tag(tags::PUBDATA),
         head,
@@ -450,15 +578,19 @@ pub fn chain(head: Fr, tx: &Tx) -> Result<Fr, PubdataError> {
 /// The commitment of a batch's transactions: [`chain`] from zero over them in order (§10).
 ///
 /// # Errors
-/// As [`record_fields`].
-pub fn commitment<'a>(txs: impl IntoIterator<Item = &'a Tx>) -> Result<Fr, PubdataError> {
-    txs.into_iter().try_fold(Fr::from(0u64), chain)
+/// As [`record_hash`].
+pub fn commitment<'a>(
+    params: &ProtocolParams,
+    txs: impl IntoIterator<Item = &'a Tx>,
+) -> Result<Fr, PubdataError> {
+    txs.into_iter()
+        .try_fold(Fr::from(0u64), |head, tx| chain(params, head, tx))
 }
 
 /// The commitment of public-data bytes: decode, then [`commitment`].
 ///
 /// # Errors
-/// Any decoding error of [`decode_all`].
-pub fn commitment_of_bytes(bytes: &[u8]) -> Result<Fr, PubdataError> {
-    commitment(&decode_all(bytes)?)
+/// Any decoding error of [`decode_all`], or of [`record_hash`].
+pub fn commitment_of_bytes(params: &ProtocolParams, bytes: &[u8]) -> Result<Fr, PubdataError> {
+    commitment(params, &decode_all(bytes)?)
 }

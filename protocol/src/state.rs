@@ -63,23 +63,43 @@ pub struct AcceptedPrice {
     pub tripped: bool,
 }
 
-impl AcceptedPrice {
-    /// Next tick-commitment head: `H(tag, head, time, underlying, spot, H(s_0, m_0, …))` (§11).
-    pub fn chain(&self, head: Fr, timestamp: u64) -> Fr {
-        let marks: Vec<Fr> = self
-            .marks
-            .iter()
-            .flat_map(|(s, m)| [Fr::from(u64::from(*s)), Fr::from(*m)])
-            .collect();
-        poseidon::hash(&[
-            domain_tag(tags::TICK_CHAIN),
-            head,
-            Fr::from(timestamp),
-            Fr::from(u64::from(self.underlying)),
-            Fr::from(self.spot),
-            poseidon::hash(&marks),
-        ])
+/// Next tick-commitment head after a tick at `timestamp` that accepted `prices` (§11):
+/// `H(tag, head, timestamp, H(p_0, spot_0, …, p_{U-1}, spot_{U-1}, q_0, mark_0, …, q_{S-1},
+/// mark_{S-1}))` over the capacities `U = max_underlyings`, `S = max_series` of `params`, where
+/// `p_u = 1` and `spot_u` is the median if the tick priced `u` (else both 0), and `q_s = 1` and
+/// `mark_s` is the median mark if the tick quoted series `s` (else both 0). One step per tick.
+///
+/// Assumes every underlying and series index in `prices` is below its capacity (true of
+/// accepted prices); others are left out.
+pub fn tick_chain(
+    params: &ProtocolParams,
+    head: Fr,
+    timestamp: u64,
+    prices: &[AcceptedPrice],
+) -> Fr {
+    let mut unds = vec![Fr::ZERO; 2 * params.max_underlyings];
+    let mut marks = vec![Fr::ZERO; 2 * params.max_series];
+    for p in prices {
+        let u = p.underlying as usize;
+        if u < params.max_underlyings {
+            unds[2 * u] = Fr::ONE;
+            unds[2 * u + 1] = Fr::from(p.spot);
+        }
+        for (s, m) in &p.marks {
+            let s = *s as usize;
+            if s < params.max_series {
+                marks[2 * s] = Fr::ONE;
+                marks[2 * s + 1] = Fr::from(*m);
+            }
+        }
     }
+    unds.extend(marks);
+    poseidon::hash(&[
+        domain_tag(tags::TICK_CHAIN),
+        head,
+        Fr::from(timestamp),
+        poseidon::hash(&unds),
+    ])
 }
 
 /// A margin check performed by a rule, with the figures it compared (PROTOCOL.md §5.3).

@@ -1,10 +1,12 @@
 //! JSON (API) and public-data (§10) encodings: every transaction type round-trips, and bad bytes
 //! give typed errors.
 
+use collar_protocol::field::Fr;
 use collar_protocol::pubdata::{self, PubdataError};
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, Side, UnderlyingTick};
 use collar_protocol::{OptionKind, ProtocolParams, SignedTx, Tx};
+use ff::Field;
 
 /// One signed instance of every transaction type.
 fn samples() -> Vec<SignedTx> {
@@ -98,15 +100,16 @@ fn bad_public_data_is_a_typed_error() {
         Err(PubdataError::TooWide { field: "nonce", .. })
     ));
     // The commitment of the bytes is that of the decoded records, and every record matters.
+    let p = ProtocolParams::small();
     assert_eq!(
-        pubdata::commitment_of_bytes(&bytes),
-        pubdata::commitment(&txs)
+        pubdata::commitment_of_bytes(&p, &bytes),
+        pubdata::commitment(&p, &txs)
     );
     assert_ne!(
-        pubdata::commitment(&txs).unwrap(),
-        pubdata::commitment(&txs[1..]).unwrap()
+        pubdata::commitment(&p, &txs).unwrap(),
+        pubdata::commitment(&p, &txs[1..]).unwrap()
     );
-    assert!(pubdata::commitment_of_bytes(&bytes[..bytes.len() - 1]).is_err());
+    assert!(pubdata::commitment_of_bytes(&p, &bytes[..bytes.len() - 1]).is_err());
 }
 
 #[test]
@@ -132,4 +135,63 @@ fn field_form_of_each_record_is_one_to_one_with_its_bytes() {
         .map(|s| pubdata::record_fields(&s.tx).unwrap().len())
         .collect();
     assert_eq!(counts, vec![5, 5, 19, 8, 3, 6]);
+}
+
+fn sample_tick() -> OracleTick {
+    match samples().pop().map(|s| s.tx) {
+        Some(Tx::OracleTick(t)) => t,
+        _ => panic!("the last sample is a tick"),
+    }
+}
+
+#[test]
+fn fixed_tick_form_has_the_shape_of_the_parameters_and_every_value_matters() {
+    let p = ProtocolParams::small();
+    let t = sample_tick();
+    let fields = pubdata::tick_fields(&t, &p).unwrap();
+    let per = 1 + p.max_oracles;
+    assert_eq!(fields.len(), 2 + per * (p.max_underlyings + p.max_series));
+    // Underlying 1 is priced; oracle 2's spot sits at its fixed position; series 2 is quoted
+    // by underlying 1 (q = 1 + 1) with oracle 0's mark 9.
+    assert_eq!(fields[2 + per], Fr::ONE);
+    assert_eq!(fields[2 + per + 1 + 2], Fr::from(100_002u64));
+    let series = 2 + per * p.max_underlyings;
+    assert_eq!(fields[series + 2 * per], Fr::from(2u64));
+    assert_eq!(fields[series + 2 * per + 1], Fr::from(9u64));
+    // Changing a spot, a mark, a signer or a quoted series changes the form.
+    let edits: [fn(&mut OracleTick); 5] = [
+        |t| t.underlyings[0].reports[1].spot += 1,
+        |t| t.underlyings[0].reports[2].marks[1].mark += 1,
+        |t| t.underlyings[0].reports[2].oracle = 3,
+        |t| t.timestamp += 1,
+        |t| {
+            for r in &mut t.underlyings[0].reports {
+                r.marks[1].series = 3;
+            }
+        },
+    ];
+    for edit in edits {
+        let mut changed = t.clone();
+        edit(&mut changed);
+        assert_ne!(pubdata::tick_fields(&changed, &p).unwrap(), fields);
+    }
+    // Out of the fixed shape: a typed error, never a silent collision.
+    let mut far = t.clone();
+    far.underlyings[0].reports[0].oracle = p.max_oracles as u32;
+    assert!(matches!(
+        pubdata::tick_fields(&far, &p),
+        Err(PubdataError::TickShape(_))
+    ));
+    let mut twice = t.clone();
+    twice.underlyings[0].reports[1].oracle = 0;
+    assert!(matches!(
+        pubdata::tick_fields(&twice, &p),
+        Err(PubdataError::TickShape(_))
+    ));
+    let mut zero = t;
+    zero.underlyings[0].reports[0].spot = 0;
+    assert!(matches!(
+        pubdata::tick_fields(&zero, &p),
+        Err(PubdataError::TickShape(_))
+    ));
 }

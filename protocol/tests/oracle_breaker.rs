@@ -645,3 +645,34 @@ fn settlement_price_from_first_tick_at_or_after_expiry() {
     assert_eq!(h.state.account(2).unwrap().collateral, c2 + 60_000);
     assert_eq!(h.state.account(1).unwrap().collateral, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ticks in batches
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_tick_may_only_open_a_batch_and_commits_once() {
+    use collar_protocol::batch::{self, BatchError};
+    let mut h = setup(1);
+    let t1 = h.tick(20, &[(0, K, vec![(0, 5_100)])]).tx;
+    let dep = h.deposit(2, FUNDS).tx;
+    // A tick after another transaction is refused before anything runs.
+    let mut s = h.state.clone();
+    let root = s.root();
+    assert_eq!(
+        batch::execute(&mut s, 1, &[dep.clone(), t1.clone()]).unwrap_err(),
+        BatchError::TickNotFirst { index: 1 }
+    );
+    assert_eq!(s.root(), root, "the state is untouched");
+    // First in the batch it runs, and the tick commitment is one chain step over its medians.
+    let exec = batch::execute(&mut s, 1, &[t1, dep]).unwrap();
+    let w = &exec.witnesses[0];
+    let expected = collar_protocol::state::tick_chain(
+        s.params(),
+        collar_protocol::field::Fr::from(0u64),
+        20,
+        &w.effects.prices,
+    );
+    assert_eq!(exec.public_inputs.tick_commitment, expected);
+    assert_ne!(expected, collar_protocol::field::Fr::from(0u64));
+}

@@ -136,8 +136,8 @@ pub enum ProverError {
     /// The configuration is unusable (k, lookup bits, capacity, threads).
     #[error("invalid prover configuration: {0}")]
     Config(String),
-    /// The batch cannot be turned into this circuit (including
-    /// [`BatchCircuitError::Unsupported`] transaction types).
+    /// The batch cannot be turned into this circuit (too many transactions, a tick that is not
+    /// first).
     #[error(transparent)]
     Circuit(#[from] BatchCircuitError),
     /// The state the batch starts from has other protocol parameters than the prover's circuit.

@@ -134,7 +134,7 @@ impl Halo2Backend {
 fn prover_error(e: ProverError) -> ProveError {
     match e {
         ProverError::Circuit(
-            c @ (BatchCircuitError::Unsupported(_) | BatchCircuitError::OverCapacity { .. }),
+            c @ (BatchCircuitError::TickNotFirst(_) | BatchCircuitError::OverCapacity { .. }),
         ) => ProveError::Unsupported(c.to_string()),
         ProverError::Circuit(c) => ProveError::Inconsistent(c.to_string()),
         ProverError::PublicInputs { index } => ProveError::Inconsistent(format!(
@@ -159,7 +159,7 @@ impl ProofBackend for Halo2Backend {
     fn prove(&self, before: &State, batch: &ExecutedBatch) -> Result<ProofBlob, ProveError> {
         // Refuse unsupported batches before paying for keygen.
         BatchWitness::new(before, batch, self.config.capacity).map_err(|e| match e {
-            BatchCircuitError::Unsupported(_) | BatchCircuitError::OverCapacity { .. } => {
+            BatchCircuitError::TickNotFirst(_) | BatchCircuitError::OverCapacity { .. } => {
                 ProveError::Unsupported(e.to_string())
             }
             other => ProveError::Inconsistent(other.to_string()),

@@ -7,17 +7,18 @@
 //! state), every account write as a Merkle update chained through the accounts root (three
 //! ports per slot), order-slot fills, position moves, breakers, the margin rules of §5.3, fees,
 //! the deposit-queue, withdrawals and public-data chains, and the eight public inputs. Oracle
-//! ticks are refused at construction ([`BatchCircuitError::Unsupported`]) until their gadget
-//! lands, so no batch containing one can be proven by this version.
+//! ticks (§7.6, §8, §9) run in a tick lane before the slots: at most one per batch, as its first
+//! transaction ([`BatchCircuitError::TickNotFirst`] otherwise).
 
 mod gadgets;
 mod liquidate;
 mod register;
 mod settle;
+mod tick;
 mod trade;
 mod witness;
 
-pub use witness::{BatchWitness, OrderFillWitness, PortWitness, SlotWitness, PORTS};
+pub use witness::{BatchWitness, OrderFillWitness, PortWitness, SlotWitness, TickWitness, PORTS};
 
 use collar_protocol::field::domain_tag;
 use collar_protocol::params::bounds;
@@ -50,9 +51,10 @@ pub enum BatchCircuitError {
         /// Slots in the circuit.
         capacity: usize,
     },
-    /// A transaction type whose gadget is not part of this circuit version yet.
-    #[error("{0} transactions are not supported by this circuit version yet")]
-    Unsupported(&'static str),
+    /// An oracle tick that is not the batch's first transaction: the circuit has one tick lane,
+    /// before the slots (the sequencer seals around ticks).
+    #[error("transaction {0}: an oracle tick must be the first transaction of its batch")]
+    TickNotFirst(usize),
     /// The witness is inconsistent with itself (a bug in the caller).
     #[error("inconsistent witness: {0}")]
     Inconsistent(&'static str),
@@ -173,7 +175,7 @@ pub fn build_batch(
     // Header in: the market lists are hashed from their entries, the parameters hash is the
     // circuit's own constant (so a verifying key is bound to its rule constants), the rest is
     // witnessed and bound by the old root.
-    let mut series = assign_series(ctx, range, &poseidon, &w.series, p.max_series);
+    let series = assign_series(ctx, range, &poseidon, &w.series, p.max_series);
     let unds = assign_underlyings(ctx, range, &poseidon, &w.underlyings, p.max_underlyings);
     let h = &w.header_before;
     let before = HeaderCells {
@@ -188,14 +190,35 @@ pub fn build_batch(
     };
     let old_root = before.root(ctx, gate, &poseidon);
 
+    // The tick lane (§7.6): the batch's tick, if any, prices the market before every slot.
+    let lane = measure_tx_type("oracle_tick", ctx, |ctx| {
+        let inputs = tick::LaneInputs {
+            poseidon: &poseidon,
+            params: p,
+            oracles_hash: before.oracles_hash,
+            now: Ranged::check(ctx, range, before.time, bounds::TIME_BITS),
+        };
+        tick::constrain(
+            ctx,
+            range,
+            &inputs,
+            w.tick.as_ref(),
+            &w.oracles,
+            &series,
+            &unds,
+        )
+    });
+    let mut series = lane.series;
+    let unds = lane.underlyings;
+    let now = lane.now;
+
     let mut accounts_root = before.accounts_root;
     let mut deposit_head = before.deposit_head;
     let mut deposit_count = before.deposit_count;
-    let mut pubdata = ctx.load_zero();
+    let mut pubdata = lane.pubdata;
     let mut withdrawals = ctx.load_zero();
     let zero = ctx.load_zero();
     let one = ctx.load_constant(Fr::one());
-    let now = Ranged::check(ctx, range, before.time, bounds::TIME_BITS);
     let withdrawal_tag = ctx.load_constant(domain_tag(tags::WITHDRAWAL_CHAIN));
     let withdraw_type = ctx.load_constant(Fr::from(u64::from(record::WITHDRAW)));
     let deposit_tag = ctx.load_constant(domain_tag(tags::DEPOSIT));
@@ -433,6 +456,8 @@ pub fn build_batch(
     let after = HeaderCells {
         accounts_root,
         series_hash: list_hash(ctx, gate, &poseidon, series.iter().map(|s| s.leaf)),
+        underlyings_hash: list_hash(ctx, gate, &poseidon, unds.iter().map(|u| u.leaf)),
+        time: now.cell(),
         deposit_head,
         deposit_count,
         ..before
@@ -444,7 +469,7 @@ pub fn build_batch(
         old_root,
         new_root,
         pubdata,
-        zero,
+        lane.commitment,
         before.deposit_head,
         deposit_head,
         withdrawals,

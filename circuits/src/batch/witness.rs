@@ -9,9 +9,12 @@ use collar_protocol::batch::ExecutedBatch;
 use collar_protocol::margin::ceil_bps;
 use collar_protocol::merkle::SparseMerkleTree;
 use collar_protocol::params::ProtocolParams;
+use collar_protocol::pubdata::TickLayout;
 use collar_protocol::state::{StateHeader, TxWitness};
 use collar_protocol::tx::Liquidate;
-use collar_protocol::{Account, Series, State, Tx, Underlying, FEE_ACCOUNT, INSURANCE_FUND};
+use collar_protocol::{
+    Account, PublicKey, Series, State, Tx, Underlying, FEE_ACCOUNT, INSURANCE_FUND,
+};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 
 use super::BatchCircuitError;
@@ -55,6 +58,62 @@ pub struct SlotWitness {
     pub ports: Vec<PortWitness>,
 }
 
+/// The tick lane's witness: the batch's oracle tick laid out at fixed positions (§10) and the
+/// medians the protocol accepted (§8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickWitness {
+    /// The tick's reports by (underlying, oracle) and (series, oracle).
+    pub layout: TickLayout,
+    /// Per underlying index: the accepted median spot, 0 if the tick does not price it.
+    pub spot_median: Vec<u64>,
+    /// Per series index: the accepted median mark, 0 if the tick does not quote it.
+    pub mark_median: Vec<u64>,
+}
+
+impl TickWitness {
+    /// The witness of an idle lane (no tick): every value 0, at the shapes of `params`.
+    pub fn idle(params: &ProtocolParams) -> Self {
+        Self {
+            layout: TickLayout {
+                timestamp: 0,
+                priced: vec![false; params.max_underlyings],
+                spots: vec![vec![0; params.max_oracles]; params.max_underlyings],
+                quoted: vec![0; params.max_series],
+                marks: vec![vec![0; params.max_oracles]; params.max_series],
+            },
+            spot_median: vec![0; params.max_underlyings],
+            mark_median: vec![0; params.max_series],
+        }
+    }
+
+    /// The witness of the tick `w` (a tick's `TxWitness`) under `params`.
+    ///
+    /// # Errors
+    /// [`BatchCircuitError::Inconsistent`] if `w` is not an accepted tick.
+    pub fn of(params: &ProtocolParams, w: &TxWitness) -> Result<Self, BatchCircuitError> {
+        let Tx::OracleTick(t) = &w.tx else {
+            return Err(BatchCircuitError::Inconsistent("not a tick"));
+        };
+        let layout = TickLayout::of(t, params)
+            .map_err(|_| BatchCircuitError::Inconsistent("tick layout"))?;
+        let mut out = Self {
+            layout,
+            ..Self::idle(params)
+        };
+        for p in &w.effects.prices {
+            *out.spot_median
+                .get_mut(p.underlying as usize)
+                .ok_or(BatchCircuitError::Inconsistent("priced underlying"))? = p.spot;
+            for (s, m) in &p.marks {
+                *out.mark_median
+                    .get_mut(*s as usize)
+                    .ok_or(BatchCircuitError::Inconsistent("quoted series"))? = *m;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Everything the batch circuit consumes: typed witness built natively, never re-derived.
 #[derive(Clone, Debug)]
 pub struct BatchWitness {
@@ -66,6 +125,10 @@ pub struct BatchWitness {
     pub series: Vec<Series>,
     /// Underlyings before the batch.
     pub underlyings: Vec<Underlying>,
+    /// The oracle registry (opened against the header's `oracles_hash`).
+    pub oracles: Vec<PublicKey>,
+    /// The tick lane: the batch's oracle tick (its first transaction), if any.
+    pub tick: Option<TickWitness>,
     /// Exactly `capacity` slots: the transactions, then padding.
     pub slots: Vec<SlotWitness>,
     /// Batch number (public input 7).
@@ -187,27 +250,45 @@ fn position_slot(acc: &Account, series: u32) -> usize {
 
 impl BatchWitness {
     /// Builds the witness of `batch` executed on `before` (the state the batch started from),
-    /// padded to `capacity` slots whose ports are identity writes of the fee account.
+    /// padded to `capacity` slots whose ports are identity writes of the fee account. A leading
+    /// oracle tick goes to the tick lane and takes no slot.
     ///
     /// # Errors
-    /// [`BatchCircuitError::OverCapacity`], [`BatchCircuitError::Unsupported`] for a type this
-    /// circuit version has no gadget for, [`BatchCircuitError::Inconsistent`] if `batch` was not
-    /// executed on `before`.
+    /// [`BatchCircuitError::OverCapacity`] for more than `capacity` transactions besides a
+    /// leading tick, [`BatchCircuitError::TickNotFirst`] for a tick elsewhere,
+    /// [`BatchCircuitError::Inconsistent`] if `batch` was not executed on `before`.
     pub fn new(
         before: &State,
         batch: &ExecutedBatch,
         capacity: usize,
     ) -> Result<Self, BatchCircuitError> {
-        if batch.witnesses.len() > capacity {
+        let params = before.params();
+        let (tick, txs) = match batch.witnesses.split_first() {
+            Some((w, rest)) if matches!(w.tx, Tx::OracleTick(_)) => {
+                (Some(TickWitness::of(params, w)?), rest)
+            }
+            _ => (None, &batch.witnesses[..]),
+        };
+        if let Some(i) = txs.iter().position(|w| matches!(w.tx, Tx::OracleTick(_))) {
+            return Err(BatchCircuitError::TickNotFirst(
+                i + usize::from(tick.is_some()),
+            ));
+        }
+        if txs.len() > capacity {
             return Err(BatchCircuitError::OverCapacity {
-                txs: batch.witnesses.len(),
+                txs: txs.len(),
                 capacity,
             });
         }
         let mut replay = PortReplay::new(before)?;
         let mut state = before.clone();
+        if let Some(w) = batch.witnesses.first().filter(|_| tick.is_some()) {
+            state
+                .apply(&w.tx)
+                .map_err(|_| BatchCircuitError::Inconsistent("tick does not replay"))?;
+        }
         let mut slots = Vec::with_capacity(capacity);
-        for w in &batch.witnesses {
+        for w in txs {
             if w.header_before.accounts_root != replay.root() {
                 return Err(BatchCircuitError::Inconsistent("batch does not chain"));
             }
@@ -227,10 +308,12 @@ impl BatchWitness {
         }
         let mut b = before.clone();
         Ok(Self {
-            params: before.params().clone(),
+            params: params.clone(),
             header_before: b.header(),
             series: before.series().to_vec(),
             underlyings: before.underlyings().to_vec(),
+            oracles: before.oracles().to_vec(),
+            tick,
             slots,
             batch_number: batch.public_inputs.batch_number,
         })
@@ -394,7 +477,7 @@ fn slot_of(
             ports.push(replay.write_moving(o.liquidator, liq, None, moves[2].1)?);
         }
         Tx::RegisterSeries(_) => {}
-        other => return Err(BatchCircuitError::Unsupported(other.kind())),
+        Tx::OracleTick(_) => return Err(BatchCircuitError::Inconsistent("tick in a slot")),
     }
     while ports.len() < PORTS {
         ports.push(replay.idle()?);
