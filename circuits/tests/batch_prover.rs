@@ -20,7 +20,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the verifying key for this test's shape (small params, 2 slots, dev SRS
 /// seed 42).
-const PINNED_VK: &str = "0x2ce9ca6f5dcaca5a595b440d63a229032647f9932a6a9532e4bf44a7789715d6";
+const PINNED_VK: &str = "0x207680858af6ab6461ad25f31f1b9104cd11e4f69fe8d04720d0b19a1bcad1db";
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
@@ -66,7 +66,7 @@ fn real_proof_verifies_and_tampering_is_rejected() {
             format!("{:?}", vk.transcript_repr()),
         ),
         (
-            (17, vec![9], 1, vec![1, 0, 0]),
+            (17, vec![11], 1, vec![1, 0, 0]),
             PINNED_DEGREE,
             PINNED_VK.to_string()
         ),

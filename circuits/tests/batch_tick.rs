@@ -192,6 +192,35 @@ fn a_stale_underlying_trips_and_a_tick_then_a_trade_prove_the_native_public_inpu
 }
 
 #[test]
+fn breaker_boundaries_match_the_native_model() {
+    let mut h = setup();
+    // Underlying 0 priced again at 300 (underlying 1 last at 10); both at 100_000.
+    let t = h.tick(300, &[(0, STRIKE, vec![])]);
+    h.accept(&t);
+    let before = h.state.clone();
+    // At 610: a move of exactly max_move (20%) and an age of exactly stale_after (600) do not
+    // trip; at 611, one unit more of each does.
+    for (ts, spot0, trips) in [(610, 120_000, false), (611, 120_001, true)] {
+        let t = tick(
+            &h,
+            ts,
+            vec![
+                block(0, ts, &[0, 1, 2], &[spot0; 3], &[]),
+                block(1, ts, &[0, 1, 2], &[STRIKE; 3], &[]),
+            ],
+        );
+        let effects = before.clone().apply(&t).unwrap();
+        assert_eq!(
+            effects.prices.iter().map(|p| p.tripped).collect::<Vec<_>>(),
+            vec![trips, trips],
+            "native trips at {ts}"
+        );
+        let out = run(&before, &[t], 1, |_| {});
+        assert!(out.is_satisfied(), "{ts}: {:?}", out.failures);
+    }
+}
+
+#[test]
 fn every_public_input_of_a_tick_batch_is_bound() {
     let h = setup();
     let before = h.state.clone();

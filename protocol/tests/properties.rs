@@ -338,7 +338,17 @@ proptest! {
         let mut pubdata = vec![collar_protocol::pubdata::encode_all(&setup_txs).unwrap()];
         let mut prev_new_root = prover_state.root();
         let depth = prover_state.params().order_slot_depth;
-        for (n, chunk) in accepted.chunks(7).enumerate() {
+        // Batches of up to 7 transactions, each tick opening a new batch (§11).
+        let mut chunks: Vec<&[Tx]> = Vec::new();
+        let mut start = 0;
+        for (i, tx) in accepted.iter().enumerate() {
+            if i > start && (i - start == 7 || matches!(tx, Tx::OracleTick(_))) {
+                chunks.push(&accepted[start..i]);
+                start = i;
+            }
+        }
+        chunks.push(&accepted[start..]);
+        for (n, chunk) in chunks.into_iter().enumerate() {
             let ExecutedBatch { public_inputs, pubdata: bytes, witnesses, .. } =
                 batch::execute(&mut prover_state, n as u64, chunk).expect("accepted transactions replay");
             prop_assert_eq!(public_inputs.old_root, prev_new_root);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use collar_protocol::field::fr_to_be_bytes;
 use collar_protocol::signature;
-use collar_protocol::{Fr, Genesis, Rejection, SignedTx, State};
+use collar_protocol::{Fr, Genesis, Rejection, SignedTx, State, Tx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -145,7 +145,6 @@ impl SequencerHandle {
 /// their signer and nonce (so a different payload reusing them is a conflict, 409), oracle
 /// ticks their timestamp, everything else the payload hash.
 pub fn derived_key(stx: &SignedTx, payload_hash: &str) -> String {
-    use collar_protocol::Tx;
     match &stx.tx {
         Tx::Withdraw(w) => format!("withdraw:{}:{}", w.account, w.nonce),
         Tx::Liquidate(l) => format!("liquidate:{}:{}", l.order.liquidator, l.order.nonce),
@@ -372,6 +371,25 @@ impl Task {
         }
     }
 
+    /// Closes the open batch (transactions `open_first_seq..next_seq`) at `root` in memory and
+    /// returns its record; the caller commits it with the group.
+    fn cut(&mut self, live: &mut Live, root: Fr) -> NewBatch {
+        let seal = NewBatch {
+            number: live.open_batch as i64,
+            first_seq: self.open_first_seq as i64,
+            last_seq: live.next_seq as i64 - 1,
+            old_root: fr_hex(&self.last_root),
+            new_root: fr_hex(&root),
+        };
+        live.open_batch += 1;
+        live.open_count = 0;
+        live.sealed_root = root;
+        self.open_first_seq = live.next_seq;
+        self.last_root = root;
+        self.open_started = None;
+        seal
+    }
+
     fn after_seal(&mut self, seal: &NewBatch) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.open_batch = seal.number as u64 + 1;
@@ -434,7 +452,9 @@ impl Task {
         let mut seals = Vec::new();
         let mut pending_keys: HashMap<String, String> = HashMap::new();
         {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            // A handle of our own, so that `self` stays free for `cut` while the guard lives.
+            let shared = Arc::clone(&self.live);
+            let mut live = shared.lock().unwrap_or_else(|e| e.into_inner());
             for (i, s) in group.iter().enumerate() {
                 if let Some((hash, reply)) = self.idem.get(&s.idem_key) {
                     outcomes.push(if *hash == s.payload_hash {
@@ -457,9 +477,16 @@ impl Task {
                         continue;
                     }
                 }
+                // A tick opens its batch (the circuit's tick lane, §11): what is open before
+                // an accepted tick is sealed first, at the root before it.
+                let cut_before = (matches!(s.stx.tx, Tx::OracleTick(_)) && live.open_count > 0)
+                    .then(|| live.state.root());
                 if let Err(e) = live.state.apply(&s.stx.tx) {
                     outcomes.push(Outcome::Refuse(SubmitError::Rejected(e)));
                     continue;
+                }
+                if let Some(root) = cut_before {
+                    seals.push(self.cut(&mut live, root));
                 }
                 let receipt = Receipt {
                     seq: live.next_seq,
@@ -488,20 +515,7 @@ impl Task {
                 outcomes.push(Outcome::Accept(receipt));
                 if live.open_count as usize >= self.config.batch_size {
                     let root = live.state.root();
-                    let seal = NewBatch {
-                        number: live.open_batch as i64,
-                        first_seq: self.open_first_seq as i64,
-                        last_seq: live.next_seq as i64 - 1,
-                        old_root: fr_hex(&self.last_root),
-                        new_root: fr_hex(&root),
-                    };
-                    live.open_batch += 1;
-                    live.open_count = 0;
-                    live.sealed_root = root;
-                    self.open_first_seq = live.next_seq;
-                    self.last_root = root;
-                    self.open_started = None;
-                    seals.push(seal);
+                    seals.push(self.cut(&mut live, root));
                 }
             }
         }
