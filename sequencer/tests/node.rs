@@ -34,6 +34,7 @@ macro_rules! both {
 
 both!(submit_idempotency_and_errors);
 both!(batching_seal_and_restart);
+both!(a_tick_opens_its_batch);
 both!(job_lease_expiry_and_retry);
 both!(workers_share_the_queue);
 
@@ -277,6 +278,59 @@ async fn batching_seal_and_restart(engine: Engine) {
         (r.body["seq"].as_u64(), r.body["batch"].as_u64()),
         (Some(8), Some(4))
     );
+    node.stop();
+    tdb.drop_db().await;
+}
+
+/// A tick seals what is open before it (the circuit's tick lane takes a batch's first
+/// transaction only), and the batch it opens goes on filling to the size limit.
+async fn a_tick_opens_its_batch(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let cfg = node_config(&tdb.url, &h, 3, 60_000);
+    let (node, c) = start(cfg).await;
+    let d = h.deposit(2, 1_000);
+    assert_eq!(
+        c.submit("/v1/operator/deposits", &d).await.unwrap().status,
+        200
+    );
+    h.accept(&d);
+    let root_before_tick = collar_sequencer::sequencer::fr_hex(&h.state.root());
+    let t = h.tick(10, &[(0, 100_000, vec![])]);
+    let r = c.submit("/v1/operator/ticks", &t).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["seq"].as_u64(), r.body["batch"].as_u64()),
+        (Some(2), Some(2))
+    );
+    h.accept(&t);
+    let b1 = c.get("/v1/batches/1").await.unwrap().body;
+    assert_eq!(
+        (b1["status"].as_str(), b1["tx_count"].as_i64()),
+        (Some("sealed"), Some(1))
+    );
+    assert_eq!(b1["new_root"].as_str(), Some(root_before_tick.as_str()));
+    // The tick's batch fills up to three transactions and seals by size.
+    for a in [3, 4] {
+        let d = h.deposit(a, 1_000);
+        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        assert_eq!(r.body["batch"].as_u64(), Some(2));
+        h.accept(&d);
+    }
+    let b2 = c.get("/v1/batches/2").await.unwrap().body;
+    assert_eq!(
+        (
+            b2["status"].as_str(),
+            b2["first_seq"].as_i64(),
+            b2["tx_count"].as_i64()
+        ),
+        (Some("sealed"), Some(2), Some(3))
+    );
+    // A tick into an empty open batch seals nothing.
+    let t = h.tick(20, &[(0, 100_000, vec![])]);
+    let r = c.submit("/v1/operator/ticks", &t).await.unwrap();
+    assert_eq!(r.body["batch"].as_u64(), Some(3));
+    assert_eq!(node.db.batches().await.unwrap().len(), 2);
     node.stop();
     tdb.drop_db().await;
 }
