@@ -133,6 +133,9 @@ fn run(
     )
 }
 
+/// A named forgery of a tick witness.
+type Edit = Box<dyn Fn(&mut BatchWitness)>;
+
 fn lane(w: &mut BatchWitness) -> &mut collar_circuits::batch::TickWitness {
     w.tick.as_mut().expect("the batch opens with a tick")
 }
@@ -153,7 +156,7 @@ fn a_tick_with_disagreeing_oracles_then_a_settlement_prove_the_native_public_inp
     let out = run(&before, &[t.clone(), settle], 1, |_| {});
     assert!(out.is_satisfied(), "{:?}", out.failures);
     let mut s = before.clone();
-    let exec = batch::execute(&mut s, 3, &[t.clone()]).unwrap();
+    let exec = batch::execute(&mut s, 3, std::slice::from_ref(&t)).unwrap();
     let expected = tick_chain(
         s.params(),
         Fr::zero(),
@@ -261,7 +264,7 @@ fn forged_medians_and_reports_are_rejected() {
     let h = setup();
     let before = h.state.clone();
     let txs = [disagreeing_tick(&h, 60)];
-    let cases: Vec<(&str, Box<dyn Fn(&mut BatchWitness)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         ("spot median + 1", Box::new(|w| lane(w).spot_median[0] += 1)),
         ("spot median - 1", Box::new(|w| lane(w).spot_median[0] -= 1)),
         (
