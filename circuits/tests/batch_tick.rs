@@ -358,9 +358,15 @@ fn a_mark_for_an_expired_series_or_an_unpriced_underlying_is_rejected() {
         l.mark_median[2] = 0;
     });
     assert!(rejected(&out), "unpriced: {:?}", out.failures);
-    // Series 0 quoted after its expiry (1_000): move the tick past it.
+    // Series 0 quoted at its expiry (1_000) is rejected; one second before, accepted.
     let out = run(&before, &txs, 1, |w| lane(w).layout.timestamp = 1_000);
     assert!(rejected(&out), "expired: {:?}", out.failures);
+    let out = run(&before, &txs, 1, |w| lane(w).layout.timestamp = 999);
+    assert!(out.is_satisfied(), "live at 999: {:?}", out.failures);
+    // One second after the state time (10) is accepted; the state time itself is rejected
+    // (`forged_medians_and_reports_are_rejected`).
+    let out = run(&before, &txs, 1, |w| lane(w).layout.timestamp = 11);
+    assert!(out.is_satisfied(), "timestamp 11: {:?}", out.failures);
 }
 
 #[test]
@@ -369,8 +375,13 @@ fn a_breaker_end_past_2_pow_40_is_rejected() {
     let before = h.state.clone();
     // Stale by far: trips, and timestamp + cooldown (300) passes 2^40.
     let t = tick(&h, 60, vec![block(0, 60, &[0, 1, 2], &[100_000; 3], &[])]);
-    let out = run(&before, &[t], 1, |w| {
+    let out = run(&before, std::slice::from_ref(&t), 1, |w| {
         lane(w).layout.timestamp = (1 << 40) - 100;
     });
     assert!(out_of_range(&out), "{:?}", out.failures);
+    // The largest end that fits: timestamp + 300 = 2^40 - 1.
+    let out = run(&before, std::slice::from_ref(&t), 1, |w| {
+        lane(w).layout.timestamp = (1 << 40) - 301;
+    });
+    assert!(out.is_satisfied(), "end 2^40 - 1: {:?}", out.failures);
 }
