@@ -6,13 +6,13 @@
 //! their paths. [`State::apply_with_witness`] instead updates the tree per transaction and returns
 //! the [`TxWitness`] the circuit consumes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ff::Field;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::account::{Account, FEE_ACCOUNT, INSURANCE_FUND};
+use crate::account::{Account, OrderSlot, FEE_ACCOUNT, INSURANCE_FUND};
 use crate::error::Rejection;
 use crate::field::{domain_tag, Fr};
 use crate::margin::{account_margin, ceil_bps, MarginSummary};
@@ -222,6 +222,9 @@ pub struct State {
     accounts: HashMap<u64, Account>,
     tree: SparseMerkleTree,
     dirty: BTreeSet<u64>,
+    /// Order subtrees of accounts hashed before, kept so that a commit rehashes only the slots
+    /// written since (a cache: an account without an entry is rebuilt from its orders).
+    order_trees: HashMap<u64, OrderTree>,
     series: Vec<Series>,
     underlyings: Vec<Underlying>,
     oracles: Vec<PublicKey>,
@@ -232,6 +235,69 @@ pub struct State {
     underlyings_hash: Option<Fr>,
     oracles_hash: Fr,
     params_hash: Fr,
+}
+
+/// An account's order subtree with the slots written since it was last hashed (§4.4).
+#[derive(Clone, Debug)]
+struct OrderTree {
+    tree: SparseMerkleTree,
+    stale: BTreeSet<u64>,
+}
+
+impl OrderTree {
+    /// The subtree of `account`'s current orders, hashed.
+    fn build(account: &Account, depth: usize) -> Self {
+        Self {
+            tree: account.orders_tree(depth),
+            stale: BTreeSet::new(),
+        }
+    }
+
+    /// Records the slots whose content differs between `old` and `new` (a merge walk; no
+    /// hashing).
+    fn mark_changed(&mut self, old: &BTreeMap<u64, OrderSlot>, new: &BTreeMap<u64, OrderSlot>) {
+        let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some((i, _)), None) => {
+                    self.stale.insert(**i);
+                    a.next();
+                }
+                (None, Some((j, _))) => {
+                    self.stale.insert(**j);
+                    b.next();
+                }
+                (Some((i, x)), Some((j, y))) => {
+                    if i < j {
+                        self.stale.insert(**i);
+                        a.next();
+                    } else if j < i {
+                        self.stale.insert(**j);
+                        b.next();
+                    } else {
+                        if x != y {
+                            self.stale.insert(**i);
+                        }
+                        a.next();
+                        b.next();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rehashes the stale slots from `account`'s orders (which the marks must cover) and
+    /// returns the subtree root.
+    fn refresh(&mut self, account: &Account) -> Fr {
+        for slot in std::mem::take(&mut self.stale) {
+            let leaf = account.orders.get(&slot).map_or(Fr::ZERO, OrderSlot::leaf);
+            self.tree
+                .set_leaf(slot, leaf)
+                .expect("slot index is reduced mod 2^depth");
+        }
+        self.tree.commit()
+    }
 }
 
 /// The touched-account working set of one transaction: reads fall through to the state,
@@ -374,6 +440,7 @@ impl State {
             accounts: HashMap::new(),
             tree,
             dirty: BTreeSet::new(),
+            order_trees: HashMap::new(),
             series: Vec::new(),
             underlyings: g.underlyings.iter().cloned().map(Underlying::new).collect(),
             oracles: g.oracles.clone(),
@@ -464,20 +531,29 @@ impl State {
     pub fn header(&mut self) -> StateHeader {
         if !self.dirty.is_empty() {
             let depth = self.params.order_slot_depth;
-            let ids: Vec<u64> = std::mem::take(&mut self.dirty).into_iter().collect();
-            let leaves: Vec<(u64, Fr)> = ids
-                .par_iter()
-                .map(|id| {
-                    (
-                        *id,
-                        self.accounts.get(id).map_or(Fr::ZERO, |a| a.leaf(depth)),
-                    )
+            let work: Vec<(u64, Option<OrderTree>)> = std::mem::take(&mut self.dirty)
+                .into_iter()
+                .map(|id| (id, self.order_trees.remove(&id)))
+                .collect();
+            let accounts = &self.accounts;
+            let done: Vec<(u64, Fr, Option<OrderTree>)> = work
+                .into_par_iter()
+                .map(|(id, cached)| match accounts.get(&id) {
+                    Some(a) if a.exists() => {
+                        let mut t = cached.unwrap_or_else(|| OrderTree::build(a, depth));
+                        let root = t.refresh(a);
+                        (id, a.leaf_with(root), Some(t))
+                    }
+                    _ => (id, Fr::ZERO, None),
                 })
                 .collect();
-            for (id, leaf) in leaves {
+            for (id, leaf, tree) in done {
                 self.tree
                     .set_leaf(id, leaf)
                     .expect("ids are range-checked before use");
+                if let Some(t) = tree {
+                    self.order_trees.insert(id, t);
+                }
             }
         }
         let accounts_root = self.tree.commit();
@@ -632,6 +708,8 @@ impl State {
                 order_slot,
             });
             self.accounts.insert(*id, after.clone());
+            // The tree was updated directly; the cached order subtree may be behind.
+            self.order_trees.remove(id);
         }
         let series_before = (!effects.series.is_empty()).then(|| self.series.clone());
         let underlyings_before =
@@ -651,6 +729,9 @@ impl State {
 
     fn write(&mut self, e: &Effects) {
         for (id, acc) in &e.accounts {
+            if let (Some(t), Some(old)) = (self.order_trees.get_mut(id), self.accounts.get(id)) {
+                t.mark_changed(&old.orders, &acc.orders);
+            }
             self.accounts.insert(*id, acc.clone());
             self.dirty.insert(*id);
         }

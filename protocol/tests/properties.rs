@@ -323,8 +323,15 @@ proptest! {
         let deposited: u128 = FUNDING.iter().map(|f| u128::from(*f)).sum();
         let mut run = Run { h, deposited, withdrawn: 0, last_orders: None, accepted: 0, rejected: 0 };
         let genesis_state = run.h.state.clone();
-        for a in &actions {
+        for (i, a) in actions.iter().enumerate() {
             run.step(a)?;
+            // Commits between transactions: the cached order subtrees must follow every write.
+            if i % 3 == 2 {
+                let root = run.h.state.root();
+                if i % 12 == 11 {
+                    prop_assert_eq!(root, run.h.state.recompute_root());
+                }
+            }
         }
         let accepted = run.h.accepted.clone();
 
