@@ -11,6 +11,7 @@ pub mod market;
 pub mod merkle;
 pub mod portfolio;
 pub mod poseidon;
+pub mod pow5;
 pub mod safe;
 pub mod stats;
 pub mod testing;

@@ -72,6 +72,18 @@ fn mix(state: &mut [Fr; T], mds: &[[Fr; T]; T]) {
     }
 }
 
+/// The round constants of [`permute`], one `[Fr; T]` per round (`R_F + R_P` rounds, full rounds
+/// first and last), as `poseidon-primitives` generates them for this spec: the standard
+/// (non-optimised) constants, for circuits that lay the permutation out round by round.
+pub fn round_constants() -> &'static [[Fr; T]] {
+    &constants().round_constants
+}
+
+/// The MDS matrix of [`permute`] (`state = mds · state` after each S-box layer), for circuits.
+pub fn mds() -> &'static [[Fr; T]; T] {
+    &constants().mds
+}
+
 /// The Poseidon permutation, in place.
 pub fn permute(state: &mut [Fr; T]) {
     let c = constants();
@@ -91,8 +103,8 @@ pub fn permute(state: &mut [Fr; T]) {
     }
 }
 
-/// The initial sponge state: capacity `2^64`, rate zero.
-fn initial_state() -> [Fr; T] {
+/// The initial sponge state of [`hash`]: capacity `2^64`, rate zero.
+pub fn initial_state() -> [Fr; T] {
     [Fr::from_u128(1u128 << 64), Fr::ZERO, Fr::ZERO]
 }
 

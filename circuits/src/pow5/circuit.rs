@@ -1,0 +1,382 @@
+//! Deferred hashing: [`Pow5Hasher`] records hashes made in halo2-base contexts, and
+//! [`HashingCircuit`] lays them out in the Pow5 chip and ties them to the contexts' cells.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use collar_protocol::poseidon;
+use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use halo2_base::gates::circuit::{BaseCircuitParams, BaseConfig};
+use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
+use halo2_base::halo2_proofs::circuit::{Layouter, SimpleFloorPlanner};
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
+use halo2_base::{AssignedValue, Context, ContextCell};
+use serde::{Deserialize, Serialize};
+
+use super::chip::{
+    hash_witness, HashWitness, PoseidonInstructions, Pow5Chip, Pow5Config, ADVICE_COLUMNS,
+    ROWS_PER_PERMUTATION,
+};
+
+/// One hash recorded by [`Pow5Hasher::hash`]: the virtual cells of its inputs and output.
+#[derive(Clone, Debug)]
+pub struct HashCall {
+    /// The inputs, as given.
+    pub inputs: Vec<AssignedValue<Fr>>,
+    /// The output cell the hasher loaded.
+    pub output: AssignedValue<Fr>,
+}
+
+impl HashCall {
+    /// Permutations this hash takes in the chip.
+    pub fn permutations(&self) -> usize {
+        poseidon::permutations_for(self.inputs.len())
+    }
+}
+
+/// A handle that hashes in a halo2-base [`Context`] and defers the constraints to the Pow5 chip
+/// of a [`HashingCircuit`]. Clones share one record of calls.
+///
+/// Each hash costs one advice cell in the context (its output) plus `ROWS_PER_PERMUTATION`
+/// chip rows per permutation of the circuit's capacity.
+#[derive(Clone, Debug, Default)]
+pub struct Pow5Hasher {
+    calls: Arc<Mutex<Vec<HashCall>>>,
+}
+
+impl Pow5Hasher {
+    /// A hasher with no calls recorded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `collar_protocol::poseidon::hash(inputs)` (any length, including 0): computed natively,
+    /// loaded as a witness in `ctx` and recorded with its inputs.
+    ///
+    /// Nothing constrains the returned cell until a [`HashingCircuit`] holding this hasher is
+    /// synthesized: it then lays the hash out in the chip and copy-constrains the inputs and the
+    /// output to the chip's cells.
+    ///
+    /// Preconditions: the inputs are cells of the circuit whose builder the hasher's
+    /// [`HashingCircuit`] holds; calls happen in the same order at keygen and when proving (one
+    /// thread, or a deterministic order), since call order is the chip layout.
+    pub fn hash(&self, ctx: &mut Context<Fr>, inputs: &[AssignedValue<Fr>]) -> AssignedValue<Fr> {
+        let values: Vec<Fr> = inputs.iter().map(|v| v.value.evaluate()).collect();
+        let output = ctx.load_witness(poseidon::hash(&values));
+        self.lock().push(HashCall {
+            inputs: inputs.to_vec(),
+            output,
+        });
+        output
+    }
+
+    /// The recorded calls, in call order.
+    pub fn calls(&self) -> Vec<HashCall> {
+        self.lock().clone()
+    }
+
+    /// Permutations the recorded calls take.
+    pub fn permutations(&self) -> usize {
+        self.lock().iter().map(HashCall::permutations).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<HashCall>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Shape of a [`HashingCircuit`]: halo2-base's parameters and the chip's capacity.
+#[derive(Clone, Debug, Default, Hash, Serialize, Deserialize)]
+pub struct HashingCircuitParams {
+    /// halo2-base's circuit parameters (`k`, columns, lookup bits, instance columns).
+    pub base: BaseCircuitParams,
+    /// Permutations the chip region holds (`ROWS_PER_PERMUTATION` rows each, used or not).
+    pub capacity: usize,
+}
+
+/// One witness cell of the chip region to overwrite after the honest witness is computed: for
+/// negative tests of the chip's gates.
+#[derive(Clone, Copy, Debug)]
+pub struct ChipMutation {
+    /// Row of the chip region (a hash's first row is in [`HashingCircuit::layout`]).
+    pub row: usize,
+    /// Advice column index, `0..8` (`s0, s1, s2, w0..w4`).
+    pub column: usize,
+    /// The value written instead.
+    pub value: Fr,
+}
+
+/// Where a recorded hash lies in the chip region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLayout {
+    /// Its first row.
+    pub first_row: usize,
+    /// Its permutations (`ROWS_PER_PERMUTATION` rows each).
+    pub permutations: usize,
+}
+
+/// A halo2-base circuit plus the Pow5 chip: the builder's columns and the chip's share the same
+/// `2^k` rows. On synthesis it lays out every hash recorded by its [`Pow5Hasher`] in the chip
+/// region, fills the rest of the capacity with hashes of the empty input, copy-constrains each
+/// hash's chip inputs and output to the recorded virtual cells (through halo2-base's copy
+/// manager, as external cells), then synthesizes the builder.
+///
+/// Works for MockProver, keygen and proving like [`BaseCircuitBuilder`]: build it from a builder
+/// of the right stage, make the same calls, and give the prover the keygen's
+/// [`HashingCircuitParams`] and break points.
+#[derive(Debug)]
+pub struct HashingCircuit {
+    /// The halo2-base builder (contexts, instances, parameters).
+    pub builder: BaseCircuitBuilder<Fr>,
+    hasher: Pow5Hasher,
+    capacity: usize,
+    mutations: Vec<ChipMutation>,
+}
+
+impl HashingCircuit {
+    /// Wraps `builder` with a chip region of `capacity` permutations.
+    pub fn new(builder: BaseCircuitBuilder<Fr>, capacity: usize) -> Self {
+        Self {
+            builder,
+            hasher: Pow5Hasher::new(),
+            capacity,
+            mutations: Vec::new(),
+        }
+    }
+
+    /// The proving-stage circuit for the keygen's `params` and `break_points`.
+    pub fn prover(params: HashingCircuitParams, break_points: MultiPhaseThreadBreakPoints) -> Self {
+        Self::new(
+            BaseCircuitBuilder::prover(params.base, break_points),
+            params.capacity,
+        )
+    }
+
+    /// The hasher whose calls this circuit constrains (a shared handle).
+    pub fn hasher(&self) -> Pow5Hasher {
+        self.hasher.clone()
+    }
+
+    /// Permutations the chip region holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Rows of the chip region (`capacity · ROWS_PER_PERMUTATION`).
+    pub fn chip_rows(&self) -> usize {
+        self.capacity * ROWS_PER_PERMUTATION
+    }
+
+    /// Advice cells of the chip region (`chip_rows · 8`), whether the capacity is used or not.
+    pub fn chip_advice_cells(&self) -> usize {
+        self.chip_rows() * ADVICE_COLUMNS
+    }
+
+    /// Where each recorded hash lies in the chip region, in call order.
+    pub fn layout(&self) -> Vec<HashLayout> {
+        let mut first_row = 0;
+        self.hasher
+            .calls()
+            .iter()
+            .map(|c| {
+                let l = HashLayout {
+                    first_row,
+                    permutations: c.permutations(),
+                };
+                first_row += l.permutations * ROWS_PER_PERMUTATION;
+                l
+            })
+            .collect()
+    }
+
+    /// Overwrites one chip witness cell at synthesis (negative tests only: an honest prover
+    /// never does this).
+    pub fn mutate_chip_cell(&mut self, mutation: ChipMutation) {
+        self.mutations.push(mutation);
+    }
+
+    /// Calculates halo2-base's parameters (see [`BaseCircuitBuilder::calculate_params`]) and
+    /// returns them with the capacity.
+    ///
+    /// # Panics
+    /// If the recorded hashes need more than the capacity, or the chip region does not fit in
+    /// the usable rows of `2^k`.
+    pub fn calculate_params(&mut self, minimum_rows: Option<usize>) -> HashingCircuitParams {
+        let base = self.builder.calculate_params(minimum_rows);
+        let params = HashingCircuitParams {
+            base,
+            capacity: self.capacity,
+        };
+        let used = self.hasher.permutations();
+        assert!(
+            used <= self.capacity,
+            "{used} permutations recorded, capacity {}",
+            self.capacity
+        );
+        let usable = Self::usable_rows(&params);
+        assert!(
+            self.chip_rows() <= usable,
+            "the chip region ({} rows) does not fit in the {usable} usable rows of 2^{}",
+            self.chip_rows(),
+            params.base.k
+        );
+        params
+    }
+
+    /// Usable rows (`2^k` minus halo2's blinding rows) of a circuit with `params`.
+    pub fn usable_rows(params: &HashingCircuitParams) -> usize {
+        let mut cs = ConstraintSystem::<Fr>::default();
+        let _ = Self::configure_with_params(&mut cs, params.clone());
+        (1usize << params.base.k) - cs.minimum_rows()
+    }
+
+    /// The chip witness of every slot: the recorded hashes in order, then hashes of the empty
+    /// input up to the capacity, with the test mutations applied.
+    fn chip_witnesses(&self, calls: &[HashCall]) -> Vec<HashWitness> {
+        let used: usize = calls.iter().map(HashCall::permutations).sum();
+        let mut witnesses: Vec<HashWitness> = calls
+            .iter()
+            .map(|c| {
+                let inputs: Vec<Fr> = c.inputs.iter().map(|v| v.value.evaluate()).collect();
+                hash_witness(&inputs)
+            })
+            .collect();
+        let empty = hash_witness(&[]);
+        witnesses.extend(std::iter::repeat_n(
+            empty,
+            self.capacity.saturating_sub(used),
+        ));
+        for m in &self.mutations {
+            let mut offset = 0;
+            let w = witnesses
+                .iter_mut()
+                .find(|w| {
+                    offset += w.rows();
+                    m.row < offset
+                })
+                .expect("mutation row inside the chip region");
+            let local = m.row + w.rows() - offset;
+            w.advice[local][m.column] = m.value;
+        }
+        witnesses
+    }
+}
+
+impl Circuit<Fr> for HashingCircuit {
+    type Config = (BaseConfig<Fr>, Pow5Config);
+    type FloorPlanner = SimpleFloorPlanner;
+    type Params = HashingCircuitParams;
+
+    fn params(&self) -> Self::Params {
+        HashingCircuitParams {
+            base: self.builder.config_params.clone(),
+            capacity: self.capacity,
+        }
+    }
+
+    /// Not supported, as for [`BaseCircuitBuilder`].
+    fn without_witnesses(&self) -> Self {
+        unimplemented!("build the circuit for the keygen stage instead")
+    }
+
+    fn configure_with_params(
+        meta: &mut ConstraintSystem<Fr>,
+        params: Self::Params,
+    ) -> Self::Config {
+        let mut base = BaseConfig::configure(meta, params.base.clone());
+        let pow5 = Pow5Chip::configure_new_columns(meta);
+        // The chip queries at most two rotations per column, so the blinding rows halo2-base
+        // computed stay right; refresh them anyway in case that ever changes.
+        base.set_usable_rows((1usize << params.base.k) - meta.minimum_rows());
+        (base, pow5)
+    }
+
+    fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
+        unreachable!("HashingCircuit is configured with parameters")
+    }
+
+    /// Lays out the chip region, links its cells to the recorded virtual cells and synthesizes
+    /// the builder.
+    ///
+    /// # Errors
+    /// `Error::Synthesis` if the recorded hashes need more than the capacity;
+    /// `Error::NotEnoughRowsAvailable` if the chip region does not fit in the usable rows.
+    fn synthesize(
+        &self,
+        (base_config, pow5_config): Self::Config,
+        mut layouter: impl Layouter<Fr>,
+    ) -> Result<(), Error> {
+        let calls = self.hasher.calls();
+        let used: usize = calls.iter().map(HashCall::permutations).sum();
+        if used > self.capacity {
+            return Err(Error::Synthesis);
+        }
+        if self.chip_rows() > base_config.gate().max_rows {
+            return Err(Error::NotEnoughRowsAvailable {
+                current_k: self.builder.config_params.k as u32,
+            });
+        }
+        let chip = Pow5Chip::construct(pow5_config);
+        let witnesses = self.chip_witnesses(&calls);
+        let assigned = layouter.assign_region(
+            || "poseidon pow5",
+            |mut region| {
+                let mut offset = 0;
+                Ok(witnesses
+                    .iter()
+                    .map(|w| {
+                        let cells = chip.assign(&mut region, offset, w);
+                        offset += w.rows();
+                        cells
+                    })
+                    .collect::<Vec<_>>())
+            },
+        )?;
+
+        // Tie the chip's inputs and outputs to the virtual cells: each chip cell becomes an
+        // external cell of the copy manager, and the builder's copy pass below constrains it
+        // equal to the virtual cell (whose physical cell it will know by then).
+        let mut links: HashSet<ContextCell> = HashSet::new();
+        if !self.builder.witness_gen_only() {
+            let mut manager = self
+                .builder
+                .core()
+                .copy_manager
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (call, cells) in calls.iter().zip(&assigned) {
+                let pairs = call
+                    .inputs
+                    .iter()
+                    .zip(&cells.inputs)
+                    .chain(std::iter::once((&call.output, &cells.output)));
+                for (virtual_cell, chip_cell) in pairs {
+                    let virtual_cell = virtual_cell
+                        .cell
+                        .expect("virtual cells carry their location outside witness generation");
+                    let external = manager.load_external_cell(*chip_cell);
+                    manager.advice_equalities.push((virtual_cell, external));
+                    links.insert(external);
+                }
+            }
+        }
+        let result = self
+            .builder
+            .synthesize(base_config, layouter.namespace(|| "halo2-base"));
+        // keygen_vk and keygen_pk synthesize the same circuit twice: leave the copy manager as
+        // we found it, so the second pass adds the same links once.
+        if !links.is_empty() {
+            let mut manager = self
+                .builder
+                .core()
+                .copy_manager
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            manager
+                .advice_equalities
+                .retain(|(a, b)| !links.contains(a) && !links.contains(b));
+        }
+        result
+    }
+}
