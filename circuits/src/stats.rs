@@ -145,6 +145,10 @@ pub struct Breakdown {
     /// Inclusive counts per transaction-type scope, in first-seen order, with the number of
     /// scopes (slots) that contributed.
     pub tx_types: Vec<TxTypeCells>,
+    /// Main-context advice offsets assigned inside [`Component::Hashing`] scopes (hash
+    /// internals and outputs; inputs are assigned before), in order. Not serialised.
+    #[serde(skip)]
+    pub hash_spans: Vec<std::ops::Range<usize>>,
 }
 
 /// The inclusive cells of one transaction type's gadget, summed over every slot.
@@ -169,6 +173,7 @@ struct Meter {
     stack: Vec<Frame>,
     components: [Cells; 6],
     tx_types: Vec<TxTypeCells>,
+    hash_spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Meter {
@@ -223,6 +228,11 @@ pub fn measure<R>(
                 let exclusive = inclusive.minus(frame.children);
                 let slot = &mut meter.components[frame.component.index()];
                 *slot = slot.plus(exclusive);
+                if frame.component == Component::Hashing {
+                    meter
+                        .hash_spans
+                        .push(frame.start.advice as usize..end.advice as usize);
+                }
                 if let Some(parent) = meter.stack.last_mut() {
                     parent.children = parent.children.plus(inclusive);
                 }
@@ -296,6 +306,7 @@ pub fn metered<R>(
             stack: Vec::new(),
             components: [Cells::default(); 6],
             tx_types: Vec::new(),
+            hash_spans: Vec::new(),
         })
     });
     let guard = MeterGuard;
@@ -314,6 +325,7 @@ pub fn metered<R>(
             .map(|c| (*c, meter.components[c.index()]))
             .collect(),
         tx_types: meter.tx_types,
+        hash_spans: meter.hash_spans,
     };
     Ok((out, breakdown))
 }

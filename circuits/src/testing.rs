@@ -147,21 +147,34 @@ impl MockRun {
     }
 }
 
-/// What an exhaustive mutation sweep found.
+/// Set to run mutation sweeps over every hashing cell too (see [`MockRun::sweep`]).
+pub const EXHAUSTIVE_ENV: &str = "COLLAR_EXHAUSTIVE";
+
+/// Every how many cells inside a Poseidon scope a default (non-exhaustive) sweep mutates.
+pub const HASH_STRIDE: usize = 7;
+
+/// What a mutation sweep found.
 #[derive(Debug)]
 pub struct Sweep<R> {
     /// Offsets whose mutation (value + 1) the MockProver accepted, ascending.
     pub accepted: Vec<usize>,
-    /// The unmutated advice values of the main context (the sweep covered all of them).
+    /// The unmutated advice values of the main context.
     pub values: Vec<Fr>,
+    /// The offsets mutated, ascending: every cell outside Poseidon scopes, and inside them
+    /// every cell or every [`HASH_STRIDE`]-th (see [`MockRun::sweep`]).
+    pub swept: Vec<usize>,
     /// The closure's output on the unmutated build.
     pub output: R,
 }
 
 impl MockRun {
-    /// Mutates every advice cell of the main context, one at a time (value + 1), with the
-    /// public inputs fixed to `instances`, and reports which mutations were accepted. The
-    /// unmutated build must be satisfied. Runs on all available cores.
+    /// Mutates advice cells of the main context, one at a time (value + 1), with the public
+    /// inputs fixed to `instances`, and reports which mutations were accepted. Every cell
+    /// assigned outside a Poseidon scope is mutated. Inside Poseidon scopes (halo2-base's
+    /// permutation internals, about 2,250 cells a permutation, and the outputs) every
+    /// [`HASH_STRIDE`]-th cell is, or every one when the environment variable
+    /// [`EXHAUSTIVE_ENV`] is set. The unmutated build must be satisfied. Runs on all
+    /// available cores.
     ///
     /// # Panics
     /// If the unmutated build is not satisfied.
@@ -171,22 +184,39 @@ impl MockRun {
     {
         let base = self.run(
             |ctx, range| {
-                let (r, public) = build(ctx, range);
+                let ((r, public), breakdown) =
+                    crate::stats::metered(range, ctx, |ctx| build(ctx, range))
+                        .expect("no meter is active on the sweeping thread");
                 let values: Vec<Fr> = ctx.advice.iter().map(|a| a.evaluate()).collect();
-                ((r, values), public)
+                ((r, values, breakdown.hash_spans), public)
             },
             None,
             Some(instances.to_vec()),
         );
         assert!(base.is_satisfied(), "{:?}", base.failures);
-        let (output, values) = base.output;
+        let (output, values, hash_spans) = base.output;
+        let exhaustive = std::env::var_os(EXHAUSTIVE_ENV).is_some();
+        let mut in_hash = vec![false; values.len()];
+        for span in &hash_spans {
+            in_hash[span.clone()].iter_mut().for_each(|b| *b = true);
+        }
+        let mut hash_seen = 0usize;
+        let swept: Vec<usize> = (0..values.len())
+            .filter(|o| {
+                if !in_hash[*o] || exhaustive {
+                    return true;
+                }
+                hash_seen += 1;
+                hash_seen % HASH_STRIDE == 1
+            })
+            .collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let accepted = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for t in 0..threads {
-                let (values, build, accepted) = (&values, &build, &accepted);
+                let (values, swept, build, accepted) = (&values, &swept, &build, &accepted);
                 s.spawn(move || {
-                    for offset in (t..values.len()).step_by(threads) {
+                    for &offset in swept.iter().skip(t).step_by(threads) {
                         let value = values[offset] + Fr::one();
                         let out = self.run(
                             |ctx, range| ((), build(ctx, range).1),
@@ -208,6 +238,7 @@ impl MockRun {
         Sweep {
             accepted,
             values,
+            swept,
             output,
         }
     }
