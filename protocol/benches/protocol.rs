@@ -333,6 +333,10 @@ fn bench_poseidon(c: &mut Criterion) {
         let mut state = [six[0], six[1], six[2]];
         b.iter(|| poseidon::permute(black_box(&mut state)))
     });
+    g.bench_function("permute_reference", |b| {
+        let mut state = [six[0], six[1], six[2]];
+        b.iter(|| poseidon::permute_reference(black_box(&mut state)))
+    });
     g.finish();
 }
 
