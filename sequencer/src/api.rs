@@ -4,15 +4,20 @@
 //! Every error is JSON `{code, message}`: malformed JSON 400, wrong content type 415, a
 //! well-formed but invalid body or a protocol rejection 422 (the code names the rule), a reused
 //! idempotency key 409, a missing or wrong operator token 401, an oversize body 413, rate
-//! limiting 429, an unconfirmed commit 503. Client input never yields a 500.
+//! limiting 429 (with `Retry-After: 1`), an unconfirmed commit 503. Client input never yields a
+//! 500.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State as AxState};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State as AxState};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -60,7 +65,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // Every limit is at least one submission per second: a token is back within 1 s.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 
@@ -92,8 +103,15 @@ pub struct ApiConfig {
     pub operator_token: Option<String>,
     /// Largest accepted request body in bytes.
     pub max_body: usize,
-    /// Submissions per second across all clients; `None` for no limit.
+    /// Submissions per second across all clients (burst: the same number); `None` for no
+    /// limit.
     pub rate_limit: Option<u32>,
+    /// Submissions per second from each client (burst: the same number); `None` for no limit.
+    /// A client is the TCP peer's IP address (see [`Peer`]); `X-Forwarded-For` and similar
+    /// headers are ignored, so behind a reverse proxy every client counts as the proxy.
+    /// Checked before [`ApiConfig::rate_limit`], so a client over its own limit spends nothing
+    /// of the overall one.
+    pub client_rate_limit: Option<u32>,
 }
 
 impl Default for ApiConfig {
@@ -102,14 +120,117 @@ impl Default for ApiConfig {
             operator_token: None,
             max_body: 64 * 1024,
             rate_limit: None,
+            client_rate_limit: None,
         }
     }
 }
 
+/// A token bucket holding at most `rate` tokens, refilled at `rate` tokens per second.
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    fn full(rate: f64, now: Instant) -> Self {
+        Self {
+            tokens: rate,
+            last: now,
+        }
+    }
+
+    /// The tokens at `now`, capped at `rate`.
+    fn level(&self, now: Instant, rate: f64) -> f64 {
+        (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * rate).min(rate)
+    }
+
+    /// Refills up to `now` and takes one token if there is one.
+    fn try_take(&mut self, now: Instant, rate: f64) -> bool {
+        self.tokens = self.level(now, rate);
+        self.last = self.last.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Most per-client buckets kept at once.
+const MAX_CLIENTS: usize = 65_536;
+
+/// One bucket per client (`None`: requests without a known peer, all counted together),
+/// bounded to `cap` entries so that many addresses cannot exhaust memory.
+#[derive(Debug)]
+struct ClientBuckets {
+    map: HashMap<Option<IpAddr>, Bucket>,
+    cap: usize,
+}
+
+impl ClientBuckets {
+    fn new(cap: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Takes one of `client`'s tokens at `now`, creating its bucket full if it has none.
+    fn try_take(&mut self, client: Option<IpAddr>, now: Instant, rate: f64) -> bool {
+        if !self.map.contains_key(&client) {
+            self.make_room(now, rate);
+        }
+        self.map
+            .entry(client)
+            .or_insert_with(|| Bucket::full(rate, now))
+            .try_take(now, rate)
+    }
+
+    /// At the cap, drops every full bucket: a client idle long enough to refill is the same as
+    /// a new one, so nothing is lost. If that frees less than a quarter of the map (many
+    /// clients active within the last second), it also drops the least recently used buckets
+    /// down to half the cap; those clients start again with a full burst, and the overall
+    /// limit still holds. Each sweep frees at least a quarter of the cap, so its cost is
+    /// amortised over as many insertions.
+    fn make_room(&mut self, now: Instant, rate: f64) {
+        if self.map.len() < self.cap {
+            return;
+        }
+        self.map.retain(|_, b| b.level(now, rate) < rate);
+        if self.map.len() > self.cap - self.cap / 4 {
+            let keep = self.cap / 2;
+            let mut lasts: Vec<Instant> = self.map.values().map(|b| b.last).collect();
+            let cut = lasts.len() - keep - 1;
+            let (_, cutoff, _) = lasts.select_nth_unstable(cut);
+            let cutoff = *cutoff;
+            self.map.retain(|_, b| b.last > cutoff);
+        }
+    }
+}
+
+/// The client a request counts as for [`ApiConfig::client_rate_limit`]: the TCP peer's IP
+/// address from [`ConnectInfo`] (so the server must be run with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, as [`crate::node::Node`] does), with
+/// IPv4-mapped IPv6 addresses folded to IPv4. Forwarding headers (`X-Forwarded-For`,
+/// `Forwarded`) are never trusted: any client can write them. `None` where the connection
+/// info is absent (e.g. in-process `oneshot` calls); such requests share one bucket. Never
+/// rejects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        let info = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await;
+        Ok(Peer(info.ok().map(|ConnectInfo(a)| a.ip().to_canonical())))
+    }
+}
+
+fn rate_limited(message: String) -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
 }
 
 /// Shared handler state.
@@ -120,6 +241,7 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     config: Arc<ApiConfig>,
     bucket: Arc<Mutex<Bucket>>,
+    clients: Arc<Mutex<ClientBuckets>>,
 }
 
 impl AppState {
@@ -131,32 +253,44 @@ impl AppState {
             db,
             metrics,
             config: Arc::new(config),
-            bucket: Arc::new(Mutex::new(Bucket {
-                tokens,
-                last: Instant::now(),
-            })),
+            bucket: Arc::new(Mutex::new(Bucket::full(tokens, Instant::now()))),
+            clients: Arc::new(Mutex::new(ClientBuckets::new(MAX_CLIENTS))),
         }
     }
 
-    fn take_token(&self) -> Result<(), ApiError> {
-        let Some(rate) = self.config.rate_limit else {
-            return Ok(());
-        };
-        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let rate = f64::from(rate);
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(rate);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("more than {rate} submissions per second; retry later"),
-            ))
+    /// Takes a token from `peer`'s bucket, then from the overall one; the 429 says which
+    /// limit was hit.
+    fn take_token(&self, peer: Peer) -> Result<(), ApiError> {
+        if let Some(rate) = self.config.client_rate_limit {
+            let taken = {
+                let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+                c.try_take(peer.0, Instant::now(), f64::from(rate))
+            };
+            if !taken {
+                self.metrics.rate_limited_client.inc();
+                let who = peer
+                    .0
+                    .map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string());
+                return Err(rate_limited(format!(
+                    "per-client limit: more than {rate} submissions per second from {who}; \
+                     retry later"
+                )));
+            }
         }
+        if let Some(rate) = self.config.rate_limit {
+            let taken = {
+                let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+                b.try_take(Instant::now(), f64::from(rate))
+            };
+            if !taken {
+                self.metrics.rate_limited_overall.inc();
+                return Err(rate_limited(format!(
+                    "overall limit: more than {rate} submissions per second across all \
+                     clients; retry later"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn check_operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -201,11 +335,12 @@ fn is_operator_kind(tx: &Tx) -> bool {
 /// Parses, authorises and submits; replies only after the commit.
 async fn submit(
     st: &AppState,
+    peer: Peer,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     route: Route,
 ) -> Result<Json<Receipt>, ApiError> {
-    st.take_token()?;
+    st.take_token(peer)?;
     if let Route::Operator(_) = route {
         st.check_operator(headers)?;
     }
@@ -297,15 +432,17 @@ macro_rules! submit_route {
                 (status = 413, description = "Body too large", body = ErrorBody),
                 (status = 415, description = "Not application/json", body = ErrorBody),
                 (status = 422, description = "Rejected by the protocol rules; code names the rule", body = ErrorBody),
-                (status = 429, description = "Rate limited", body = ErrorBody),
+                (status = 429, description = "Rate limited: the per-client or the overall limit (the message says which)", body = ErrorBody,
+                    headers(("Retry-After" = u32, description = "Seconds to wait before retrying (1)"))),
                 (status = 503, description = "Not committed; retry the same payload", body = ErrorBody),
             ))]
         pub async fn $name(
             AxState(st): AxState<AppState>,
+            peer: Peer,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<Receipt>, ApiError> {
-            submit(&st, &headers, body, $route).await
+            submit(&st, peer, &headers, body, $route).await
         }
     };
 }
@@ -625,4 +762,106 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn each_client_has_its_own_bucket() {
+        let mut c = ClientBuckets::new(16);
+        let t0 = Instant::now();
+        let a = ip("10.0.0.1");
+        assert!(c.try_take(a, t0, 2.0));
+        assert!(c.try_take(a, t0, 2.0));
+        assert!(!c.try_take(a, t0, 2.0), "a burst of `rate` then refused");
+        assert!(
+            c.try_take(ip("10.0.0.2"), t0, 2.0),
+            "another address is served"
+        );
+        // Requests without a peer address share one bucket.
+        assert!(c.try_take(None, t0, 2.0));
+        assert!(c.try_take(None, t0, 2.0));
+        assert!(!c.try_take(None, t0, 2.0));
+        // Half a second later `a` has one token back, and only one.
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(c.try_take(a, t1, 2.0));
+        assert!(!c.try_take(a, t1, 2.0));
+    }
+
+    #[test]
+    fn idle_full_buckets_are_evicted_first() {
+        let mut c = ClientBuckets::new(8);
+        let t0 = Instant::now();
+        let late = t0 + Duration::from_millis(1_900);
+        for i in 0..8u8 {
+            let at = if i < 4 { t0 } else { late };
+            assert!(c.try_take(Some(IpAddr::from([10, 0, 0, i])), at, 2.0));
+        }
+        // At t0 + 2 s the first four have refilled (idle), the last four have not.
+        let now = t0 + Duration::from_secs(2);
+        assert!(c.try_take(ip("10.0.1.0"), now, 2.0));
+        assert_eq!(c.map.len(), 5);
+        for i in 4..8u8 {
+            assert!(c.map.contains_key(&Some(IpAddr::from([10, 0, 0, i]))));
+        }
+    }
+
+    #[test]
+    fn busy_clients_are_evicted_least_recently_used_first() {
+        let mut c = ClientBuckets::new(8);
+        let t0 = Instant::now();
+        for i in 0..8u8 {
+            let at = t0 + Duration::from_millis(u64::from(i));
+            assert!(c.try_take(Some(IpAddr::from([10, 0, 0, i])), at, 2.0));
+        }
+        // Nobody has refilled: the four least recently used go, the four latest stay.
+        assert!(c.try_take(ip("10.0.1.0"), t0 + Duration::from_millis(9), 2.0));
+        assert_eq!(c.map.len(), 5);
+        for i in 4..8u8 {
+            assert!(c.map.contains_key(&Some(IpAddr::from([10, 0, 0, i]))));
+        }
+    }
+
+    #[test]
+    fn many_addresses_never_grow_the_map_past_its_cap() {
+        let mut c = ClientBuckets::new(64);
+        let t0 = Instant::now();
+        for i in 0..10_000u32 {
+            let at = t0 + Duration::from_micros(u64::from(i) * 50);
+            assert!(c.try_take(Some(IpAddr::from(i.to_be_bytes())), at, 2.0));
+            assert!(c.map.len() <= 64, "{} buckets after {i}", c.map.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn peer_is_the_canonical_address_or_none() {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        assert_eq!(
+            Peer::from_request_parts(&mut parts, &()).await,
+            Ok(Peer(None))
+        );
+        let mapped: SocketAddr = "[::ffff:127.0.0.2]:4000".parse().unwrap();
+        parts.extensions.insert(ConnectInfo(mapped));
+        assert_eq!(
+            Peer::from_request_parts(&mut parts, &()).await,
+            Ok(Peer(ip("127.0.0.2")))
+        );
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_retry_after() {
+        let r = rate_limited("slow down".into()).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = ApiError::new(StatusCode::CONFLICT, "x", "y").into_response();
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
 }

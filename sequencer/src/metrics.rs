@@ -105,6 +105,10 @@ pub struct Metrics {
     pub proofs_verified: Counter,
     /// Proving jobs failed by in-process workers.
     pub proofs_failed: Counter,
+    /// Submissions answered 429 by the per-client rate limit.
+    pub rate_limited_client: Counter,
+    /// Submissions answered 429 by the overall rate limit.
+    pub rate_limited_overall: Counter,
 }
 
 impl Default for Metrics {
@@ -121,6 +125,8 @@ impl Default for Metrics {
             group_latency: Histogram::new(LATENCY_BOUNDS),
             proofs_verified: Counter::default(),
             proofs_failed: Counter::default(),
+            rate_limited_client: Counter::default(),
+            rate_limited_overall: Counter::default(),
         }
     }
 }
@@ -220,6 +226,17 @@ impl Metrics {
                 out,
                 "collar_http_responses_total{{class=\"{class}xx\"}} {}",
                 self.http[class].get()
+            );
+        }
+        let _ = writeln!(out, "# HELP collar_http_rate_limited_total Submissions answered 429, by the limit hit.\n# TYPE collar_http_rate_limited_total counter");
+        for (limit, c) in [
+            ("client", &self.rate_limited_client),
+            ("overall", &self.rate_limited_overall),
+        ] {
+            let _ = writeln!(
+                out,
+                "collar_http_rate_limited_total{{limit=\"{limit}\"}} {}",
+                c.get()
             );
         }
         self.commit_latency.render(

@@ -96,6 +96,8 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
+            // Connection info gives the API each client's address for the per-client limit.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "server stopped");
             }

@@ -505,6 +505,8 @@ async fn rate_limit_answers_429() {
         let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
         if r.status == 429 {
             assert_eq!(r.code(), "rate_limited");
+            let msg = r.body["message"].as_str().unwrap();
+            assert!(msg.starts_with("overall limit:"), "{msg}");
         }
         statuses.push(r.status);
     }
@@ -515,5 +517,165 @@ async fn rate_limit_answers_429() {
         ok,
         "refused submissions wrote nothing"
     );
+    node.stop();
+}
+
+/// A reply seen through a client bound to one local address: status, `Retry-After`, body.
+struct PeerReply {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+/// An operator client whose connections come from `local` (Linux routes all of 127/8 to the
+/// loopback interface, so 127.0.0.2 is a second client address on the same machine).
+fn client_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn submit_from(
+    http: &reqwest::Client,
+    url: &str,
+    stx: &collar_protocol::SignedTx,
+) -> PeerReply {
+    let r = http
+        .post(format!("{url}/v1/operator/deposits"))
+        .bearer_auth(TOKEN)
+        .json(stx)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null);
+    PeerReply {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// The per-client limit throttles a noisy client (429 naming the per-client limit, with
+/// `Retry-After: 1`, nothing written) while another address is served at the same moment; it
+/// is checked before the overall limit, so the noisy client's refused requests spend none of
+/// the overall budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rate_limit_is_per_peer_address() {
+    let tdb = TestDb::new(Engine::Sqlite).await;
+    let mut h = harness();
+    let mut cfg = node_config(&tdb.url, &h, 100, 60_000);
+    cfg.api.client_rate_limit = Some(2);
+    cfg.api.rate_limit = Some(4);
+    let (node, _c) = start(cfg).await;
+    let url = node.url();
+    let (noisy, quiet) = (client_from("127.0.0.1"), client_from("127.0.0.2"));
+
+    let (mut ok, mut limited) = (0, 0);
+    for a in 2..10 {
+        let d = h.deposit(a, 10);
+        let r = submit_from(&noisy, &url, &d).await;
+        match r.status {
+            200 => {
+                h.accept(&d);
+                ok += 1;
+            }
+            429 => {
+                assert_eq!(r.body["code"], "rate_limited");
+                let msg = r.body["message"].as_str().unwrap();
+                assert!(msg.starts_with("per-client limit:"), "{msg}");
+                assert!(msg.contains("from 127.0.0.1"), "{msg}");
+                assert_eq!(r.retry_after.as_deref(), Some("1"));
+                limited += 1;
+            }
+            s => panic!("unexpected status {s}: {}", r.body),
+        }
+    }
+    assert!(ok >= 2 && limited > 0, "ok {ok}, limited {limited}");
+    // The noisy client is throttled; a second address is served right away, twice.
+    for a in 20..22 {
+        let d = h.deposit(a, 10);
+        let r = submit_from(&quiet, &url, &d).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        h.accept(&d);
+    }
+    assert_eq!(
+        tx_count(&node.db).await,
+        ok + 2,
+        "refused submissions wrote nothing"
+    );
+    let m = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(&format!(
+            "collar_http_rate_limited_total{{limit=\"client\"}} {limited}\n"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains("collar_http_rate_limited_total{limit=\"overall\"} 0\n"),
+        "{m}"
+    );
+    node.stop();
+}
+
+/// Requests without connection info (an in-process router called with `oneshot`) count as
+/// one unknown client: throttled with 429, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_rate_limit_without_peer_address() {
+    use collar_sequencer::api::{router, ApiConfig, AppState};
+    use tower::ServiceExt;
+
+    let tdb = TestDb::new(Engine::Sqlite).await;
+    let mut h = harness();
+    let (node, _c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
+    let app = router(AppState::new(
+        node.sequencer.clone(),
+        node.db.clone(),
+        node.metrics.clone(),
+        ApiConfig {
+            operator_token: Some(TOKEN.into()),
+            client_rate_limit: Some(2),
+            ..Default::default()
+        },
+    ));
+    let (mut ok, mut limited) = (0, 0);
+    for a in 2..8 {
+        let d = h.deposit(a, 10);
+        let rq = axum::http::Request::post("/v1/operator/deposits")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(axum::body::Body::from(serde_json::to_vec(&d).unwrap()))
+            .unwrap();
+        let r = app.clone().oneshot(rq).await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value =
+            serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap())
+                .unwrap();
+        match status {
+            200 => {
+                h.accept(&d);
+                ok += 1;
+            }
+            429 => {
+                assert_eq!(body["code"], "rate_limited");
+                let msg = body["message"].as_str().unwrap();
+                assert!(msg.contains("from an unknown address"), "{msg}");
+                limited += 1;
+            }
+            s => panic!("unexpected status {s}: {body}"),
+        }
+    }
+    assert!(ok >= 2 && limited > 0, "ok {ok}, limited {limited}");
+    assert_eq!(tx_count(&node.db).await, ok);
     node.stop();
 }

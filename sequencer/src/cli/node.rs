@@ -43,6 +43,11 @@ pub struct Args {
     /// Submissions per second across all clients (0: unlimited).
     #[arg(long, default_value_t = 0)]
     pub rate_limit: u32,
+    /// Submissions per second from each client IP address, burst the same (0: unlimited).
+    /// The address is the TCP peer's; X-Forwarded-For is not trusted, so behind a proxy all
+    /// clients share the proxy's limit. Checked before --rate-limit.
+    #[arg(long, default_value_t = 0)]
+    pub client_rate_limit: u32,
     /// Database pool size.
     #[arg(long, default_value_t = 8)]
     pub max_connections: u32,
@@ -68,6 +73,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             operator_token: a.operator_token,
             max_body: a.max_body,
             rate_limit: (a.rate_limit > 0).then_some(a.rate_limit),
+            client_rate_limit: (a.client_rate_limit > 0).then_some(a.client_rate_limit),
         },
         workers: a.workers,
         halo2: a.circuit.halo2(),

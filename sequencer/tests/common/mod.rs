@@ -124,6 +124,7 @@ pub fn node_config(url: &str, h: &Harness, batch_size: usize, timeout_ms: u64) -
             operator_token: Some(TOKEN.into()),
             max_body: 16 * 1024,
             rate_limit: None,
+            client_rate_limit: None,
         },
         workers: 0,
         halo2: Halo2Config::default(),
