@@ -42,7 +42,9 @@ impl Failure {
 }
 
 impl Failure {
-    fn classify(f: &VerifyFailure) -> Self {
+    /// The named failure a MockProver reported (gate name from `constraint ('…') in gate g
+    /// ('name')`, lookup name, copy constraint, unassigned cell).
+    pub fn classify(f: &VerifyFailure) -> Self {
         match f {
             VerifyFailure::ConstraintNotSatisfied { constraint, .. }
             | VerifyFailure::ConstraintPoisoned { constraint } => {

@@ -12,11 +12,12 @@ use collar_circuits::pow5::{
     CELLS_PER_PERMUTATION, GATE_ABSORB, GATE_FINAL_ROUND, GATE_FULL_ROUND, GATE_PARTIAL_ROUNDS,
     ROWS_PER_PERMUTATION,
 };
+use collar_circuits::testing::Failure;
 use collar_protocol::poseidon;
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::gates::{GateChip, GateInstructions};
-use halo2_base::halo2_proofs::dev::{MockProver, VerifyFailure};
+use halo2_base::halo2_proofs::dev::MockProver;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr};
 use halo2_base::halo2_proofs::plonk::{keygen_pk, keygen_vk, Assigned, Circuit, ConstraintSystem};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
@@ -42,31 +43,6 @@ fn random_inputs(seed: u64, lengths: impl IntoIterator<Item = usize>) -> Vec<Vec
         .into_iter()
         .map(|len| (0..len).map(|_| random_fr(&mut rng)).collect())
         .collect()
-}
-
-/// A failure by name, as the MockProver reports it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Failure {
-    Gate(String),
-    Permutation,
-    Other(String),
-}
-
-fn classify(f: &VerifyFailure) -> Failure {
-    match f {
-        VerifyFailure::ConstraintNotSatisfied { constraint, .. }
-        | VerifyFailure::ConstraintPoisoned { constraint } => {
-            // "Constraint i ('name') in gate g ('gate name')": the gate name is the last quote.
-            let s = constraint.to_string();
-            let name = s
-                .rsplit_once("('")
-                .and_then(|(_, n)| n.strip_suffix("')"))
-                .unwrap_or(&s);
-            Failure::Gate(name.to_string())
-        }
-        VerifyFailure::Permutation { .. } => Failure::Permutation,
-        other => Failure::Other(format!("{other:?}")),
-    }
 }
 
 fn gate(name: &str) -> Failure {
@@ -104,7 +80,7 @@ fn failures(mut circuit: HashingCircuit) -> BTreeSet<Failure> {
     let prover = MockProver::run(K, &circuit, vec![]).expect("mock prover runs");
     match prover.verify() {
         Ok(()) => BTreeSet::new(),
-        Err(errs) => errs.iter().map(classify).collect(),
+        Err(errs) => errs.iter().map(Failure::classify).collect(),
     }
 }
 
