@@ -39,6 +39,17 @@ mod srs;
 
 pub use srs::{Srs, DEV_SRS_SEED, MAX_SRS_K};
 
+/// The default directory of cached keys and development SRS files:
+/// `$XDG_CACHE_HOME/collar/keys`, else `$HOME/.cache/collar/keys`, else a temporary directory.
+pub fn default_key_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("collar")
+        .join("keys")
+}
+
 /// Version of the batch circuit's constraints. Part of the key-cache hash and of the circuit id:
 /// bump it with every intended change to the circuit (the cache also fingerprints the circuit's
 /// cell counts, which catches most unintended ones).

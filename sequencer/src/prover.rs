@@ -63,15 +63,7 @@ impl Default for Halo2Config {
     }
 }
 
-/// `$XDG_CACHE_HOME/collar/keys`, else `$HOME/.cache/collar/keys`, else a temporary directory.
-pub fn default_key_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("collar")
-        .join("keys")
-}
+pub use collar_prover::default_key_cache;
 
 /// The real backend: `collar_prover::BatchProver` (halo2-base's `BaseCircuitBuilder` over
 /// `collar_circuits::batch`, KZG with SHPLONK, keys cached on disk) producing versioned proof
