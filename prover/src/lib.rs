@@ -88,11 +88,15 @@ pub struct ProverConfig {
     pub threads: Option<usize>,
     /// Show a progress spinner on stderr when it is a terminal (always logs through `tracing`).
     pub progress: bool,
+    /// The transcript proofs are made with: Blake2b (native verification) or the EVM's Keccak
+    /// ([`ProofSystem::ShplonkKeccak`], needs the `evm` feature), which the settlement contract
+    /// takes. The keys are the same for both.
+    pub proof_system: ProofSystem,
 }
 
 impl ProverConfig {
     /// A configuration with `k = 17`, 16 lookup bits, the insecure development SRS, rayon's
-    /// default threads and progress on.
+    /// default threads, progress on and the Blake2b transcript.
     pub fn new(params: ProtocolParams, capacity: usize, cache_dir: impl Into<PathBuf>) -> Self {
         Self {
             params,
@@ -103,6 +107,7 @@ impl ProverConfig {
             cache_dir: cache_dir.into(),
             threads: None,
             progress: true,
+            proof_system: ProofSystem::ShplonkBlake2b,
         }
     }
 }
@@ -423,36 +428,36 @@ impl BatchProver {
             self.config.capacity
         ));
         tracing::info!(batch = batch.public_inputs.batch_number, "proving");
-        let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(vec![]);
-        let proved = catch_unwind(AssertUnwindSafe(|| {
-            create_proof::<
-                KZGCommitmentScheme<Bn256>,
-                ProverSHPLONK<'_, Bn256>,
-                Challenge255<G1Affine>,
-                _,
-                Blake2bWrite<Vec<u8>, G1Affine, Challenge255<G1Affine>>,
-                _,
-            >(
-                self.srs.params(),
-                &self.pk,
-                &[circuit],
-                &[&[&instances[..]]],
-                rand::rngs::OsRng,
-                &mut transcript,
-            )
+        let system = self.config.proof_system;
+        let proved = catch_unwind(AssertUnwindSafe(|| match system {
+            ProofSystem::ShplonkBlake2b => {
+                let mut t = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(vec![]);
+                prove_with(self.srs.params(), &self.pk, circuit, &instances, &mut t)
+                    .map(|()| t.finalize())
+            }
+            #[cfg(feature = "evm")]
+            ProofSystem::ShplonkKeccak => {
+                use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+                let mut t = EvmTranscript::<G1Affine, _, _, _>::init(Vec::new());
+                prove_with(self.srs.params(), &self.pk, circuit, &instances, &mut t)
+                    .map(|()| t.finalize())
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "proof system {other:?} needs collar-prover's `evm` feature"
+            )),
         }));
-        match proved {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(ProverError::Proving(format!("{e:?}"))),
+        let proof = match proved {
+            Ok(Ok(proof)) => proof,
+            Ok(Err(e)) => return Err(ProverError::Proving(e)),
             Err(panic) => return Err(ProverError::Shape(panic_message(&panic))),
-        }
-        let proof = transcript.finalize();
+        };
         bar.set_message("checking the proof");
         let artifact = ProofArtifact::new(
             self.circuit_id.clone(),
             self.vk_file.hash(),
             self.srs.id(),
-            ProofSystem::ShplonkBlake2b,
+            system,
             batch.public_inputs,
             proof,
         )?;
@@ -557,6 +562,29 @@ fn build_circuit(
         b
     }))
     .map_err(|p| ProverError::Shape(panic_message(&p)))
+}
+
+/// One SHPLONK KZG proof of `circuit` into `transcript`, whatever its hash; the error as text.
+fn prove_with<E, T>(
+    params: &halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<Bn256>,
+    pk: &ProvingKey<G1Affine>,
+    circuit: BaseCircuitBuilder<Fr>,
+    instances: &[Fr],
+    transcript: &mut T,
+) -> Result<(), String>
+where
+    E: halo2_base::halo2_proofs::transcript::EncodedChallenge<G1Affine>,
+    T: halo2_base::halo2_proofs::transcript::TranscriptWrite<G1Affine, E>,
+{
+    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, E, _, T, _>(
+        params,
+        pk,
+        &[circuit],
+        &[&[instances]],
+        rand::rngs::OsRng,
+        transcript,
+    )
+    .map_err(|e| format!("{e:?}"))
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -447,3 +447,73 @@ fn batches_the_circuit_cannot_take_are_typed_errors() {
     // The real batch still proves (the fixture did), from the right state.
     assert_eq!(f.before.params(), &ProtocolParams::small());
 }
+
+/// The same keys prove with the EVM (Keccak) transcript: the artifact says so, round-trips,
+/// verifies natively, passes the very check the generated Solidity verifier makes, and is
+/// rejected when a byte flips or when a Blake2b proof is labelled Keccak.
+#[cfg(feature = "evm")]
+#[test]
+fn keccak_artifacts_verify_natively_and_as_the_evm_verifier_would() {
+    use collar_verifier::evm::verifier_sol;
+    use collar_verifier::ProofSystem;
+
+    let f = fixture();
+    let mut config = f.config.clone();
+    config.proof_system = ProofSystem::ShplonkKeccak;
+    let prover = BatchProver::load_or_keygen(config).unwrap();
+    assert_eq!(
+        prover.key_source(),
+        KeySource::Cache,
+        "the keys do not depend on the transcript"
+    );
+    let a = prover.prove(&f.before, &f.batch).unwrap();
+    assert_eq!(a.proof_system(), ProofSystem::ShplonkKeccak);
+    let back = ProofArtifact::from_bytes(&a.to_bytes()).unwrap();
+    assert_eq!(back.proof_system(), ProofSystem::ShplonkKeccak);
+    let json = ProofArtifact::from_json(&a.to_json()).unwrap();
+    assert_eq!(json, back);
+    assert_eq!(
+        verify(&back, vk_of(f)).unwrap().public_inputs,
+        f.batch.public_inputs
+    );
+    let instances = f.batch.public_inputs.to_fields();
+    verifier_sol::verify_natively(
+        prover.srs().params(),
+        vk_of(f).vk(),
+        instances.len(),
+        &instances,
+        back.proof(),
+    )
+    .expect("the EVM verifier's check accepts the artifact's proof bytes");
+
+    let mut bad = back.clone();
+    let mid = bad.proof().len() / 2;
+    bad.proof_mut()[mid] ^= 1;
+    assert!(matches!(
+        verify(&bad, vk_of(f)),
+        Err(VerifyError::InvalidProof(_))
+    ));
+    assert!(verifier_sol::verify_natively(
+        prover.srs().params(),
+        vk_of(f).vk(),
+        instances.len(),
+        &instances,
+        bad.proof(),
+    )
+    .is_err());
+
+    // A Blake2b proof is not a Keccak proof: the transcript is part of what is checked.
+    let relabelled = ProofArtifact::new(
+        f.artifact.circuit_id().to_owned(),
+        f.artifact.vk_hash(),
+        f.artifact.srs(),
+        ProofSystem::ShplonkKeccak,
+        *f.artifact.public_inputs(),
+        f.artifact.proof().to_vec(),
+    )
+    .unwrap();
+    assert!(matches!(
+        verify(&relabelled, vk_of(f)),
+        Err(VerifyError::InvalidProof(_))
+    ));
+}

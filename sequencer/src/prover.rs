@@ -48,10 +48,14 @@ pub struct Halo2Config {
     pub cache_dir: PathBuf,
     /// A ceremony params file in halo2's format; `None` uses the INSECURE development SRS.
     pub srs: Option<PathBuf>,
+    /// Prove with the EVM (Keccak) transcript, so that stored proofs are the bytes the
+    /// settlement contract takes; otherwise Blake2b (native verification only).
+    pub evm_transcript: bool,
 }
 
 impl Default for Halo2Config {
-    /// Capacity 2, k 17, 16 lookup bits, keys cached under [`default_key_cache`], dev SRS.
+    /// Capacity 2, k 17, 16 lookup bits, keys cached under [`default_key_cache`], dev SRS,
+    /// Blake2b transcript.
     fn default() -> Self {
         Self {
             capacity: 2,
@@ -59,6 +63,7 @@ impl Default for Halo2Config {
             lookup_bits: 16,
             cache_dir: default_key_cache(),
             srs: None,
+            evm_transcript: false,
         }
     }
 }
@@ -103,6 +108,9 @@ impl Halo2Backend {
                 cfg.k = self.config.k;
                 cfg.lookup_bits = self.config.lookup_bits;
                 cfg.progress = false;
+                if self.config.evm_transcript {
+                    cfg.proof_system = collar_verifier::ProofSystem::ShplonkKeccak;
+                }
                 if let Some(path) = &self.config.srs {
                     cfg.srs = SrsSource::File(path.clone());
                 }

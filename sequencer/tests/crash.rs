@@ -517,6 +517,7 @@ async fn prover_sigkill_mid_proof_postgres() {
             lookup_bits: 16,
             cache_dir: keys.path().to_path_buf(),
             srs: None,
+            evm_transcript: false,
         },
     );
     let proof = b.proof.unwrap();

@@ -11,7 +11,7 @@
 //! | 4 + n        | circuit id, UTF-8, `n` ≤ 256                                 |
 //! | 32           | vk hash ([`crate::VerifyingKeyFile::hash`])                  |
 //! | 1 + 32       | SRS kind (`0xde` insecure development, `0x01` ceremony) and SRS digest |
-//! | 1            | proof system (`1` = SHPLONK KZG, Blake2b transcript)          |
+//! | 1            | proof system (`1` = SHPLONK KZG, Blake2b; `2` = Keccak (EVM))  |
 //! | 8 × 32       | the eight public inputs, in instance-column order            |
 //! | 4 + n        | proof bytes, `n` ≤ 16 MiB                                     |
 //!
@@ -44,17 +44,24 @@ pub enum ProofSystem {
     /// halo2 PLONK, KZG on BN254 with SHPLONK multi-opening, Blake2b transcript (native).
     #[serde(rename = "shplonk-blake2b")]
     ShplonkBlake2b,
+    /// The same with snark-verifier's EVM (Keccak) transcript: the proof bytes the generated
+    /// Solidity verifier and the settlement contract take. Verified natively only with the
+    /// verifier's `evm` feature.
+    #[serde(rename = "shplonk-keccak")]
+    ShplonkKeccak,
 }
 
 impl ProofSystem {
     fn code(self) -> u8 {
         match self {
             ProofSystem::ShplonkBlake2b => 1,
+            ProofSystem::ShplonkKeccak => 2,
         }
     }
     fn from_code(code: u8) -> Option<Self> {
         match code {
             1 => Some(ProofSystem::ShplonkBlake2b),
+            2 => Some(ProofSystem::ShplonkKeccak),
             _ => None,
         }
     }

@@ -218,29 +218,29 @@ pub fn verify(
             file_circuit: vk.circuit_id().to_owned(),
         });
     }
-    match artifact.proof_system() {
-        ProofSystem::ShplonkBlake2b => {}
-        #[allow(unreachable_patterns)]
-        other => return Err(VerifyError::UnsupportedProofSystem(other)),
-    }
     let params = verifier_params(vk)?;
     let instances = artifact.public_inputs().to_fields();
     let mut proof: &[u8] = artifact.proof();
-    let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<G1Affine>>::init(&mut proof);
-    verify_proof::<
-        KZGCommitmentScheme<Bn256>,
-        VerifierSHPLONK<'_, Bn256>,
-        Challenge255<G1Affine>,
-        _,
-        SingleStrategy<'_, Bn256>,
-    >(
-        &params,
-        vk.vk(),
-        SingleStrategy::new(&params),
-        &[&[&instances[..]]],
-        &mut transcript,
-    )
-    .map_err(|e| VerifyError::InvalidProof(format!("{e:?}")))?;
+    match artifact.proof_system() {
+        ProofSystem::ShplonkBlake2b => {
+            let mut transcript =
+                Blake2bRead::<_, G1Affine, Challenge255<G1Affine>>::init(&mut proof);
+            check_shplonk(&params, vk, &instances, &mut transcript)?;
+        }
+        #[cfg(feature = "evm")]
+        ProofSystem::ShplonkKeccak => {
+            use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+            let mut transcript = EvmTranscript::<
+                G1Affine,
+                snark_verifier::loader::native::NativeLoader,
+                _,
+                _,
+            >::init(&mut proof);
+            check_shplonk(&params, vk, &instances, &mut transcript)?;
+        }
+        #[allow(unreachable_patterns)]
+        other => return Err(VerifyError::UnsupportedProofSystem(other)),
+    }
     if !proof.is_empty() {
         return Err(VerifyError::InvalidProof(format!(
             "{} bytes follow the proof transcript",
@@ -253,6 +253,33 @@ pub fn verify(
         vk_hash: vk.hash(),
         srs: vk.srs(),
     })
+}
+
+/// The SHPLONK KZG check of one proof, whatever its transcript.
+fn check_shplonk<E, T>(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKeyFile,
+    instances: &[halo2_base::halo2_proofs::halo2curves::bn256::Fr],
+    transcript: &mut T,
+) -> Result<(), VerifyError>
+where
+    E: halo2_base::halo2_proofs::transcript::EncodedChallenge<G1Affine>,
+    T: halo2_base::halo2_proofs::transcript::TranscriptRead<G1Affine, E>,
+{
+    verify_proof::<
+        KZGCommitmentScheme<Bn256>,
+        VerifierSHPLONK<'_, Bn256>,
+        E,
+        _,
+        SingleStrategy<'_, Bn256>,
+    >(
+        params,
+        vk.vk(),
+        SingleStrategy::new(params),
+        &[&[instances]],
+        transcript,
+    )
+    .map_err(|e| VerifyError::InvalidProof(format!("{e:?}")))
 }
 
 /// [`verify`], and then that the proven public inputs are `expected`, else

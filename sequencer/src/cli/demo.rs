@@ -171,6 +171,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         k: a.k,
         key_cache: a.key_cache.clone(),
         srs: None,
+        evm_proofs: false,
     };
     let node = Node::start(NodeConfig {
         database_url: format!("sqlite://{}", db_path.display()),

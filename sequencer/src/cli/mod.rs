@@ -63,6 +63,10 @@ pub struct CircuitArgs {
     /// A ceremony params file in halo2's format (default: the INSECURE development SRS).
     #[arg(long)]
     pub srs: Option<std::path::PathBuf>,
+    /// Prove with the EVM (Keccak) transcript: stored proofs are then what the settlement
+    /// contract's verifier takes (default: Blake2b, verified natively).
+    #[arg(long)]
+    pub evm_proofs: bool,
 }
 
 impl CircuitArgs {
@@ -77,6 +81,7 @@ impl CircuitArgs {
                 .clone()
                 .unwrap_or_else(collar_sequencer::prover::default_key_cache),
             srs: self.srs.clone(),
+            evm_transcript: self.evm_proofs,
         }
     }
 }
