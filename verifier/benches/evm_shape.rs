@@ -35,7 +35,7 @@ use std::time::Instant;
 use collar_circuits::batch::build_batch;
 use collar_circuits::stats::{self, Built, SlotFill, StatsShape};
 use collar_prover::Srs;
-use collar_verifier::evm::solc::{CompiledContract, Optimizer};
+use collar_verifier::evm::solc::CompiledContract;
 use collar_verifier::evm::{verifier_sol, EIP170_CODE_SIZE_LIMIT, NUM_PUBLIC_INPUTS};
 use evm_common::Chain;
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
@@ -263,19 +263,7 @@ fn measure(capacity: usize, k: u32, want_proof: bool) -> Result<Row, String> {
     );
     let source = verifier_sol::generate(srs.params(), &vk, NUM_PUBLIC_INPUTS, &label)
         .map_err(|e| e.to_string())?;
-    let verifier = evm_common::solc()
-        .compile(
-            &[("CollarBatchVerifier.sol", &source)],
-            "CollarBatchVerifier.sol",
-            "Halo2Verifier",
-            // As the EVM tests: solc-js 0.8.19's optimizer runs out of WebAssembly memory on
-            // the generated verifier.
-            Optimizer {
-                enabled: false,
-                runs: 200,
-            },
-        )
-        .map_err(|e| e.to_string())?;
+    let verifier = evm_common::compile_batch_verifier(&source).map_err(|e| e.to_string())?;
     let compile_s = secs(t);
     eprintln!(
         "  verifier: {} bytes of Solidity, {} bytes deployed, generated and compiled in {compile_s:.1} s",

@@ -18,7 +18,7 @@ use collar_protocol::state::WithdrawalRecord;
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::Deposit;
 use collar_protocol::{Fr, ProtocolParams, State, Tx};
-use collar_verifier::evm::solc::{CompiledContract, Optimizer};
+use collar_verifier::evm::solc::CompiledContract;
 use collar_verifier::evm::{verifier_sol, EIP170_CODE_SIZE_LIMIT, NUM_PUBLIC_INPUTS};
 use evm_common::{
     address_word, bytes_tail, call, fr_u256, fr_word, selector, word, Chain, Outcome,
@@ -203,19 +203,7 @@ fn build_fixture() -> Fixture {
         std::fs::write(&out, &source).expect("write generated verifier");
         let solc = evm_common::solc();
         println!("solc: {}", solc.version().expect("solc version"));
-        let verifier = solc
-            .compile(
-                &[("CollarBatchVerifier.sol", &source)],
-                "CollarBatchVerifier.sol",
-                "Halo2Verifier",
-                // Without the optimizer, as snark-verifier compiles it: solc-js 0.8.19's
-                // optimizer runs out of WebAssembly memory (std::bad_alloc) on this contract.
-                Optimizer {
-                    enabled: false,
-                    runs: 200,
-                },
-            )
-            .expect("verifier compiles");
+        let verifier = evm_common::compile_batch_verifier(&source).expect("verifier compiles");
         println!(
             "verifier: generated {} ({} bytes of Solidity) and compiled in {:.1?}",
             out.display(),

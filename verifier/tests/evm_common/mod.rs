@@ -48,6 +48,23 @@ pub fn compile(files: &[&str], file: &str, contract: &str) -> CompiledContract {
         .unwrap_or_else(|e| panic!("compiling {file}:{contract}: {e}"))
 }
 
+/// Compiles the generated batch verifier (contract `Halo2Verifier`) with the optimizer off, as
+/// snark-verifier compiles it: solc-js 0.8.19's optimizer runs out of WebAssembly memory
+/// (std::bad_alloc) on this contract.
+pub fn compile_batch_verifier(
+    source: &str,
+) -> Result<CompiledContract, collar_verifier::evm::EvmError> {
+    solc().compile(
+        &[("CollarBatchVerifier.sol", source)],
+        "CollarBatchVerifier.sol",
+        "Halo2Verifier",
+        Optimizer {
+            enabled: false,
+            runs: 200,
+        },
+    )
+}
+
 /// What a transaction did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
