@@ -2,7 +2,7 @@
 //! [`HashingCircuit`] lays them out in the Pow5 chip and ties them to the contexts' cells.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use collar_protocol::poseidon;
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
@@ -82,7 +82,7 @@ impl Pow5Hasher {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<HashCall>> {
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.calls)
     }
 }
 
@@ -339,12 +339,7 @@ impl Circuit<Fr> for HashingCircuit {
         // equal to the virtual cell (whose physical cell it will know by then).
         let mut links: HashSet<ContextCell> = HashSet::new();
         if !self.builder.witness_gen_only() {
-            let mut manager = self
-                .builder
-                .core()
-                .copy_manager
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut manager = lock(&self.builder.core().copy_manager);
             for (call, cells) in calls.iter().zip(&assigned) {
                 let pairs = call
                     .inputs
@@ -367,16 +362,16 @@ impl Circuit<Fr> for HashingCircuit {
         // keygen_vk and keygen_pk synthesize the same circuit twice: leave the copy manager as
         // we found it, so the second pass adds the same links once.
         if !links.is_empty() {
-            let mut manager = self
-                .builder
-                .core()
-                .copy_manager
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut manager = lock(&self.builder.core().copy_manager);
             manager
                 .advice_equalities
                 .retain(|(a, b)| !links.contains(a) && !links.contains(b));
         }
         result
     }
+}
+
+/// Locks `m`, recovering its data if a panic elsewhere poisoned it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
