@@ -50,8 +50,7 @@ use revm::primitives::Address;
 use serde_json::json;
 use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
 
-const DEPLOYER: Address = Address::repeat_byte(0x01);
-const SUBMITTER: Address = Address::repeat_byte(0x03);
+use evm_common::{DEPLOYER, SUBMITTER};
 
 /// One measured configuration.
 struct Row {

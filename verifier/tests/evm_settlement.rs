@@ -229,9 +229,7 @@ fn build_fixture() -> Fixture {
     }
 }
 
-const DEPLOYER: Address = Address::repeat_byte(0x01);
-const USER: Address = Address::repeat_byte(0x02);
-const SUBMITTER: Address = Address::repeat_byte(0x03);
+use evm_common::{DEPLOYER, SUBMITTER, USER};
 
 /// A chain with the verifier and a settlement contract from `genesis_root`.
 struct World {

@@ -15,6 +15,13 @@ use revm::primitives::{keccak256, Address, TxKind, U256};
 use revm::state::AccountInfo;
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext, MainnetEvm};
 
+/// The account that deploys contracts in the EVM tests and benches.
+pub const DEPLOYER: Address = Address::repeat_byte(0x01);
+/// The account that deposits and claims withdrawals.
+pub const USER: Address = Address::repeat_byte(0x02);
+/// The account that submits batches.
+pub const SUBMITTER: Address = Address::repeat_byte(0x03);
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
