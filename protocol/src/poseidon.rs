@@ -155,14 +155,15 @@ fn mix(state: &mut [Fr; T], mds: &[[Fr; T]; T]) {
     }
 }
 
-/// The round constants of [`permute_reference`], one `[Fr; T]` per round (`R_F + R_P` rounds, full rounds
-/// first and last), as `poseidon-primitives` generates them for this spec: the standard
+/// The round constants of [`permute_reference`], one `[Fr; T]` per round (`R_F + R_P` rounds,
+/// full rounds first and last), as `poseidon-primitives` generates them for this spec: the standard
 /// (non-optimised) constants, for circuits that lay the permutation out round by round.
 pub fn round_constants() -> &'static [[Fr; T]] {
     &constants().round_constants
 }
 
-/// The MDS matrix of [`permute_reference`] (`state = mds · state` after each S-box layer), for circuits.
+/// The MDS matrix of [`permute_reference`] (`state = mds · state` after each S-box layer), for
+/// circuits.
 pub fn mds() -> &'static [[Fr; T]; T] {
     &constants().mds
 }
