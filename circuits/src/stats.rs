@@ -48,7 +48,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{build_batch, BatchCircuitError, BatchWitness};
+use crate::batch::{build_batch, prover_circuit, BatchCircuitError, BatchWitness};
+use crate::poseidon::Hashing;
+use crate::pow5::{HashingCircuit, HashingCircuitParams, ADVICE_COLUMNS};
 
 /// A part of the circuit that cells are attributed to (exclusively; see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -165,6 +167,8 @@ pub struct TxTypeCells {
 struct Frame {
     component: Component,
     start: Cells,
+    /// Main-context advice offset at the start (hash spans are context offsets).
+    ctx_start: usize,
     children: Cells,
 }
 
@@ -174,6 +178,8 @@ struct Meter {
     components: [Cells; 6],
     tx_types: Vec<TxTypeCells>,
     hash_spans: Vec<std::ops::Range<usize>>,
+    /// Advice cells charged outside the context (the Pow5 chip's region).
+    external: u64,
 }
 
 impl Meter {
@@ -185,10 +191,20 @@ impl Meter {
             .map(|m| m.values().map(Vec::len).sum::<usize>())
             .unwrap_or(0);
         Cells {
-            advice: ctx.advice.len() as u64,
+            advice: ctx.advice.len() as u64 + self.external,
             lookup: lookup as u64,
         }
     }
+}
+
+/// Charges `cells` advice cells laid out outside the context (the Pow5 chip's rows) to the
+/// current scope of this thread's meter, if one is active. Adds no constraint.
+pub(crate) fn charge_external(cells: u64) {
+    METER.with(|m| {
+        if let Some(meter) = m.borrow_mut().as_mut() {
+            meter.external += cells;
+        }
+    });
 }
 
 thread_local! {
@@ -210,6 +226,7 @@ pub fn measure<R>(
             meter.stack.push(Frame {
                 component,
                 start,
+                ctx_start: ctx.advice.len(),
                 children: Cells::default(),
             });
             true
@@ -229,9 +246,7 @@ pub fn measure<R>(
                 let slot = &mut meter.components[frame.component.index()];
                 *slot = slot.plus(exclusive);
                 if frame.component == Component::Hashing {
-                    meter
-                        .hash_spans
-                        .push(frame.start.advice as usize..end.advice as usize);
+                    meter.hash_spans.push(frame.ctx_start..ctx.advice.len());
                 }
                 if let Some(parent) = meter.stack.last_mut() {
                     parent.children = parent.children.plus(inclusive);
@@ -307,6 +322,7 @@ pub fn metered<R>(
             components: [Cells::default(); 6],
             tx_types: Vec::new(),
             hash_spans: Vec::new(),
+            external: 0,
         })
     });
     let guard = MeterGuard;
@@ -414,6 +430,9 @@ pub struct StatsShape {
     pub max_advice: usize,
     /// Run keygen, prove and verify (slow at production depth).
     pub prove: bool,
+    /// Which Poseidon implementation the circuit hashes with.
+    #[serde(default)]
+    pub hashing: Hashing,
 }
 
 /// Smallest `k` the automatic choice considers.
@@ -443,6 +462,7 @@ impl StatsShape {
             lookup_bits: 16,
             max_advice: 24,
             prove: false,
+            hashing: Hashing::Pow5,
         }
     }
 
@@ -623,10 +643,10 @@ pub struct Built {
     pub instances: Vec<Fr>,
     /// The batch's transactions.
     pub mix: BatchMix,
-    /// The keygen-stage builder, configured.
-    pub builder: BaseCircuitBuilder<Fr>,
+    /// The keygen-stage circuit, configured.
+    pub circuit: HashingCircuit,
     /// The layout.
-    pub config: BaseCircuitParams,
+    pub config: HashingCircuitParams,
     /// Cells per component and per transaction type.
     pub breakdown: Breakdown,
     /// Total advice cells according to halo2-base.
@@ -655,15 +675,27 @@ impl fmt::Debug for Built {
 /// `k <= MAX_K` fits.
 pub fn build(shape: &StatsShape) -> Result<Built, StatsError> {
     let (witness, instances, mix) = representative_batch(shape)?;
-    let mut b = builder(CircuitBuilderStage::Keygen, shape.lookup_bits);
-    let range = b.range_chip();
-    let (public, breakdown) = metered(&range, b.main(0), |ctx| build_batch(ctx, &range, &witness))?;
-    b.assigned_instances[0] = public;
+    let mut circuit = HashingCircuit::with_hashing(
+        builder(CircuitBuilderStage::Keygen, shape.lookup_bits),
+        shape.hashing,
+    );
+    let (public, breakdown) = circuit.build(|b| {
+        let range = b.range_chip();
+        metered(&range, b.main(0), |ctx| build_batch(ctx, &range, &witness))
+    })?;
+    circuit.builder.assigned_instances[0] = public;
+    let b = &circuit.builder;
     let stats = b.statistics();
-    let advice_cells = stats.gate.total_advice_per_phase.iter().sum::<usize>() as u64;
+    let chip_cells = circuit.chip_advice_cells() as u64;
+    let advice_cells = stats.gate.total_advice_per_phase.iter().sum::<usize>() as u64 + chip_cells;
     let lookup_cells = stats.total_lookup_advice_per_phase.iter().sum::<usize>() as u64;
     let fixed_cells = stats.gate.total_fixed as u64;
-    let fits = |c: &BaseCircuitParams| c.num_advice_per_phase[0] <= shape.max_advice;
+    let chip_columns = if chip_cells > 0 { ADVICE_COLUMNS } else { 0 };
+    let chip_rows = circuit.chip_rows();
+    let columns = |c: &BaseCircuitParams| c.num_advice_per_phase[0] + chip_columns;
+    let fits = |c: &BaseCircuitParams| {
+        columns(c) <= shape.max_advice && chip_rows <= (1usize << c.k) - BLINDING_ROWS
+    };
     let min_k = (shape.lookup_bits as u32 + 1).max(MIN_K);
     let config = match shape.k {
         Some(k) => {
@@ -673,20 +705,22 @@ pub fn build(shape: &StatsShape) -> Result<Built, StatsError> {
                     reason: format!("k must exceed the lookup bits ({})", shape.lookup_bits),
                 });
             }
-            let c = layout(&b, k, shape.lookup_bits);
+            let c = layout(b, k, shape.lookup_bits);
             if !fits(&c) {
                 return Err(StatsError::BadK {
                     k,
                     reason: format!(
-                        "{} advice columns exceed the budget of {}",
-                        c.num_advice_per_phase[0], shape.max_advice
+                        "{} advice columns ({chip_columns} of them the Pow5 chip's, {chip_rows} \
+                         rows) exceed the budget of {} or the rows",
+                        columns(&c),
+                        shape.max_advice
                     ),
                 });
             }
             c
         }
         None => (min_k..=MAX_K)
-            .map(|k| layout(&b, k, shape.lookup_bits))
+            .map(|k| layout(b, k, shape.lookup_bits))
             .find(fits)
             .ok_or(StatsError::TooLarge {
                 advice_cells,
@@ -694,13 +728,13 @@ pub fn build(shape: &StatsShape) -> Result<Built, StatsError> {
                 max_k: MAX_K,
             })?,
     };
-    b.set_params(config.clone());
+    let config = circuit.set_base_params(config);
     Ok(Built {
         shape: shape.clone(),
         witness,
         instances,
         mix,
-        builder: b,
+        circuit,
         config,
         breakdown,
         advice_cells,
@@ -716,7 +750,7 @@ pub struct Prepared {
     /// The proving key.
     pub pk: ProvingKey<G1Affine>,
     /// The layout.
-    pub config: BaseCircuitParams,
+    pub config: HashingCircuitParams,
     /// The keygen break points, for prover builds.
     pub break_points: MultiPhaseThreadBreakPoints,
     /// The witness.
@@ -751,15 +785,15 @@ impl Prepared {
     /// # Errors
     /// [`StatsError::Halo2`] if key generation fails.
     pub fn new(built: Built) -> Result<Self, StatsError> {
-        let k = built.config.k as u32;
+        let k = built.config.base.k as u32;
         let t = Instant::now();
         let srs = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::seed_from_u64(DEV_SRS_SEED));
         let srs_ms = ms(t);
         let t = Instant::now();
-        let vk = keygen_vk(&srs, &built.builder).map_err(halo2("keygen"))?;
-        let pk = keygen_pk(&srs, vk, &built.builder).map_err(halo2("keygen"))?;
+        let vk = keygen_vk(&srs, &built.circuit).map_err(halo2("keygen"))?;
+        let pk = keygen_pk(&srs, vk, &built.circuit).map_err(halo2("keygen"))?;
         let keygen_ms = ms(t);
-        let break_points = built.builder.break_points();
+        let break_points = built.circuit.builder.break_points();
         Ok(Self {
             srs,
             pk,
@@ -777,11 +811,11 @@ impl Prepared {
     /// # Errors
     /// [`StatsError::Halo2`] if proving fails.
     pub fn prove(&self) -> Result<Vec<u8>, StatsError> {
-        let mut b = BaseCircuitBuilder::prover(self.config.clone(), self.break_points.clone())
-            .use_instance_columns(1);
-        let range = b.range_chip();
-        let public = build_batch(b.main(0), &range, &self.witness);
-        b.assigned_instances[0] = public;
+        let circuit = prover_circuit(
+            &self.witness,
+            self.config.clone(),
+            self.break_points.clone(),
+        );
         let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(vec![]);
         create_proof::<
             KZGCommitmentScheme<Bn256>,
@@ -793,7 +827,7 @@ impl Prepared {
         >(
             &self.srs,
             &self.pk,
-            &[b],
+            &[circuit],
             &[&[&self.instances]],
             ChaCha20Rng::seed_from_u64(0),
             &mut transcript,
@@ -883,8 +917,14 @@ pub struct CircuitStats {
     pub k: u32,
     /// Range-lookup table bits.
     pub lookup_bits: usize,
-    /// Advice columns of the flex gate.
+    /// Which Poseidon implementation hashes.
+    pub hashing: Hashing,
+    /// Advice columns in all: the flex gate's plus the Pow5 chip's.
     pub advice_columns: usize,
+    /// Advice columns of the Pow5 chip (0 with halo2-base hashing).
+    pub chip_advice_columns: usize,
+    /// Rows of the Pow5 chip region.
+    pub chip_rows: usize,
     /// Fixed columns (constants), not counting the lookup table's.
     pub fixed_columns: usize,
     /// Lookup-enabled advice columns.
@@ -952,10 +992,17 @@ pub fn circuit_stats(shape: &StatsShape) -> Result<CircuitStats, StatsError> {
 
 /// The statistics of a [`Built`] circuit without proving.
 pub fn stats_of(built: &Built, params: ProtocolParams) -> CircuitStats {
-    let c = &built.config;
+    let c = &built.config.base;
     let k = c.k as u32;
     let usable_rows = (1usize << k) - BLINDING_ROWS;
-    let advice_columns = c.num_advice_per_phase.iter().sum::<usize>();
+    let chip_rows = built.circuit.chip_rows();
+    let chip_advice_columns = if built.config.hashing == Hashing::Pow5 {
+        ADVICE_COLUMNS
+    } else {
+        0
+    };
+    let flex_columns = c.num_advice_per_phase.iter().sum::<usize>();
+    let advice_columns = flex_columns + chip_advice_columns;
     let lookup_advice_columns = c.num_lookup_advice_per_phase.iter().sum::<usize>();
     let column_rows = |cells: u64, cols: usize| -> usize {
         if cols == 0 {
@@ -964,8 +1011,10 @@ pub fn stats_of(built: &Built, params: ProtocolParams) -> CircuitStats {
             (cells as usize).div_ceil(cols).min(usable_rows)
         }
     };
+    let flex_cells = built.advice_cells - built.circuit.chip_advice_cells() as u64;
     let rows_used = [
-        column_rows(built.advice_cells, advice_columns),
+        column_rows(flex_cells, flex_columns),
+        chip_rows,
         column_rows(built.lookup_cells, lookup_advice_columns),
         (built.fixed_cells as usize).div_ceil(c.num_fixed.max(1)),
         1usize << built.shape.lookup_bits,
@@ -981,7 +1030,10 @@ pub fn stats_of(built: &Built, params: ProtocolParams) -> CircuitStats {
         batch: built.mix,
         k,
         lookup_bits: built.shape.lookup_bits,
+        hashing: built.config.hashing,
         advice_columns,
+        chip_advice_columns,
+        chip_rows,
         fixed_columns: c.num_fixed,
         lookup_advice_columns,
         instance_columns: c.num_instance_columns,
@@ -1030,10 +1082,15 @@ impl fmt::Display for CircuitStats {
             "batch: {} trades, {} deposits, {} withdrawals, {} padding",
             self.batch.trades, self.batch.deposits, self.batch.withdrawals, self.batch.padding
         )?;
-        let rows: [(&str, String); 12] = [
+        let rows: [(&str, String); 14] = [
+            ("hashing", self.hashing.to_string()),
             ("k", self.k.to_string()),
             ("lookup bits", self.lookup_bits.to_string()),
             ("advice columns", self.advice_columns.to_string()),
+            (
+                "of them Pow5 chip (rows)",
+                format!("{} ({})", self.chip_advice_columns, self.chip_rows),
+            ),
             (
                 "lookup advice columns",
                 self.lookup_advice_columns.to_string(),

@@ -5,6 +5,9 @@
 use std::collections::BTreeSet;
 
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+
+use crate::poseidon::Hashing;
+use crate::pow5::{ChipMutation, HashingCircuit, RowKind, ADVICE_COLUMNS};
 use halo2_base::gates::RangeChip;
 use halo2_base::halo2_proofs::dev::{MockProver, VerifyFailure};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -81,6 +84,11 @@ pub struct MockOutcome<R> {
     pub failures: BTreeSet<Failure>,
     /// Number of advice cells in the main context (the mutation space).
     pub advice_cells: usize,
+    /// Rows of the Pow5 chip region (0 with halo2-base hashing).
+    pub chip_rows: usize,
+    /// The honest chip region (values and row gates), filled only by [`MockRun::sweep`]'s
+    /// unmutated run.
+    pub chip_region: Vec<([Fr; ADVICE_COLUMNS], RowKind)>,
 }
 
 impl<R> MockOutcome<R> {
@@ -90,19 +98,31 @@ impl<R> MockOutcome<R> {
     }
 }
 
-/// A MockProver run of a single-phase halo2-base circuit.
+/// A MockProver run of a single-phase halo2-base circuit, hashing through the production Pow5
+/// chip unless told otherwise ([`MockRun::with_hashing`]).
 #[derive(Clone, Copy, Debug)]
 pub struct MockRun {
     /// Circuit size `2^k` rows.
     pub k: u32,
     /// Range lookup table size `2^lookup_bits`.
     pub lookup_bits: usize,
+    /// Which Poseidon the circuit's [`PoseidonChip`](crate::poseidon::PoseidonChip)s use.
+    pub hashing: Hashing,
 }
 
 impl MockRun {
-    /// A run with `2^k` rows and an `lookup_bits`-bit range table.
+    /// A run with `2^k` rows and an `lookup_bits`-bit range table, hashing with Pow5.
     pub fn new(k: u32, lookup_bits: usize) -> Self {
-        Self { k, lookup_bits }
+        Self {
+            k,
+            lookup_bits,
+            hashing: Hashing::Pow5,
+        }
+    }
+
+    /// The same run hashing with `hashing`.
+    pub fn with_hashing(self, hashing: Hashing) -> Self {
+        Self { hashing, ..self }
     }
 
     /// Builds the circuit with `build`, which returns its output and the cells it exposes as
@@ -114,21 +134,63 @@ impl MockRun {
         mutation: Option<Mutation>,
         instances: Option<Vec<Fr>>,
     ) -> MockOutcome<R> {
-        let mut builder = BaseCircuitBuilder::<Fr>::new(false)
+        self.run_mutating(build, mutation, None, instances)
+    }
+
+    /// [`MockRun::run`] that may also overwrite one cell of the Pow5 chip region.
+    ///
+    /// # Panics
+    /// If `chip` is given for a halo2-base run or lies outside the chip region.
+    pub fn run_mutating<R>(
+        &self,
+        build: impl FnOnce(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>),
+        mutation: Option<Mutation>,
+        chip: Option<ChipMutation>,
+        instances: Option<Vec<Fr>>,
+    ) -> MockOutcome<R> {
+        self.run_full(build, mutation, chip, instances, false)
+    }
+
+    fn run_full<R>(
+        &self,
+        build: impl FnOnce(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>),
+        mutation: Option<Mutation>,
+        chip: Option<ChipMutation>,
+        instances: Option<Vec<Fr>>,
+        region: bool,
+    ) -> MockOutcome<R> {
+        let builder = BaseCircuitBuilder::<Fr>::new(false)
             .use_k(self.k as usize)
             .use_lookup_bits(self.lookup_bits)
             .use_instance_columns(1);
-        let range = builder.range_chip();
-        let (output, public) = build(builder.main(0), &range);
+        let mut circuit = HashingCircuit::with_hashing(builder, self.hashing);
+        let (output, public) = circuit.build(|b| {
+            let range = b.range_chip();
+            build(b.main(0), &range)
+        });
+        let builder = &mut circuit.builder;
         let advice_cells = builder.main(0).advice.len();
         if let Some(m) = mutation {
             builder.main(0).advice[m.offset] = Assigned::Trivial(m.value);
         }
         let values: Vec<Fr> = public.iter().map(|c| *c.value()).collect();
         builder.assigned_instances[0] = public;
-        builder.calculate_params(Some(9));
+        circuit.calculate_params(Some(9));
+        if let Some(m) = chip {
+            assert!(
+                self.hashing == Hashing::Pow5 && m.row < circuit.chip_rows(),
+                "chip mutation outside the chip region"
+            );
+            circuit.mutate_chip_cell(m);
+        }
+        let chip_rows = circuit.chip_rows();
+        let chip_region = if region {
+            circuit.chip_region()
+        } else {
+            Vec::new()
+        };
         let instances = instances.unwrap_or(values);
-        let prover = MockProver::run(self.k, &builder, vec![instances]).expect("mock prover runs");
+        let prover = MockProver::run(self.k, &circuit, vec![instances]).expect("mock prover runs");
         let failures = match prover.verify() {
             Ok(()) => BTreeSet::new(),
             Err(errs) => errs.iter().map(Failure::classify).collect(),
@@ -137,6 +199,8 @@ impl MockRun {
             output,
             failures,
             advice_cells,
+            chip_rows,
+            chip_region,
         }
     }
 
@@ -165,18 +229,32 @@ pub struct Sweep<R> {
     /// The offsets mutated, ascending: every cell outside Poseidon scopes, and inside them
     /// every cell or every [`HASH_STRIDE`]-th (see [`MockRun::sweep`]).
     pub swept: Vec<usize>,
+    /// Pow5 chip cells `(row, column)` whose mutation (value + 1) was accepted.
+    pub chip_accepted: Vec<(usize, usize)>,
+    /// Pow5 chip cells mutated (0 with halo2-base hashing).
+    pub chip_swept: usize,
     /// The closure's output on the unmutated build.
     pub output: R,
 }
 
+/// One cell a sweep mutates.
+#[derive(Clone, Copy)]
+enum Target {
+    Context(usize),
+    Chip(usize, usize),
+}
+
 impl MockRun {
-    /// Mutates advice cells of the main context, one at a time (value + 1), with the public
-    /// inputs fixed to `instances`, and reports which mutations were accepted. Every cell
-    /// assigned outside a Poseidon scope is mutated. Inside Poseidon scopes (halo2-base's
-    /// permutation internals, about 2,250 cells a permutation, and the outputs) every
-    /// [`HASH_STRIDE`]-th cell is, or every one when the environment variable
-    /// [`EXHAUSTIVE_ENV`] is set. The unmutated build must be satisfied. Runs on all
-    /// available cores.
+    /// Mutates advice cells, one at a time (value + 1), with the public inputs fixed to
+    /// `instances`, and reports which mutations were accepted.
+    /// - Main context: every cell assigned outside a Poseidon scope. Inside Poseidon scopes
+    ///   (halo2-base's permutation internals, about 2,250 cells a permutation, or the Pow5
+    ///   output cells) every [`HASH_STRIDE`]-th.
+    /// - Pow5 chip region: every [`HASH_STRIDE`]-th cell a gate uses
+    ///   ([`RowKind::used_columns`]).
+    ///
+    /// With the environment variable [`EXHAUSTIVE_ENV`] set, every such cell. The unmutated
+    /// build must be satisfied. Runs on all available cores.
     ///
     /// # Panics
     /// If the unmutated build is not satisfied.
@@ -184,7 +262,7 @@ impl MockRun {
     where
         B: Fn(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>) + Sync,
     {
-        let base = self.run(
+        let base = self.run_full(
             |ctx, range| {
                 let ((r, public), breakdown) =
                     crate::stats::metered(range, ctx, |ctx| build(ctx, range))
@@ -193,9 +271,12 @@ impl MockRun {
                 ((r, values, breakdown.hash_spans), public)
             },
             None,
+            None,
             Some(instances.to_vec()),
+            true,
         );
         assert!(base.is_satisfied(), "{:?}", base.failures);
+        let region = base.chip_region;
         let (output, values, hash_spans) = base.output;
         let exhaustive = std::env::var_os(EXHAUSTIVE_ENV).is_some();
         let mut in_hash = vec![false; values.len()];
@@ -203,44 +284,83 @@ impl MockRun {
             in_hash[span.clone()].iter_mut().for_each(|b| *b = true);
         }
         let mut hash_seen = 0usize;
-        let swept: Vec<usize> = (0..values.len())
-            .filter(|o| {
-                if !in_hash[*o] || exhaustive {
-                    return true;
-                }
-                hash_seen += 1;
-                hash_seen % HASH_STRIDE == 1
-            })
+        let mut stride = |hashing: bool| {
+            if !hashing || exhaustive {
+                return true;
+            }
+            hash_seen += 1;
+            hash_seen % HASH_STRIDE == 1
+        };
+        let swept: Vec<usize> = (0..values.len()).filter(|o| stride(in_hash[*o])).collect();
+        let chip: Vec<(usize, usize)> = region
+            .iter()
+            .enumerate()
+            .flat_map(|(row, (_, kind))| kind.used_columns().iter().map(move |c| (row, *c)))
+            .filter(|_| stride(true))
+            .collect();
+        let targets: Vec<Target> = swept
+            .iter()
+            .map(|o| Target::Context(*o))
+            .chain(chip.iter().map(|(r, c)| Target::Chip(*r, *c)))
             .collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let accepted = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for t in 0..threads {
-                let (values, swept, build, accepted) = (&values, &swept, &build, &accepted);
+                let (values, region, targets, build, accepted) =
+                    (&values, &region, &targets, &build, &accepted);
                 s.spawn(move || {
-                    for &offset in swept.iter().skip(t).step_by(threads) {
-                        let value = values[offset] + Fr::one();
-                        let out = self.run(
+                    for &target in targets.iter().skip(t).step_by(threads) {
+                        let (mutation, chip) = match target {
+                            Target::Context(offset) => (
+                                Some(Mutation {
+                                    offset,
+                                    value: values[offset] + Fr::one(),
+                                }),
+                                None,
+                            ),
+                            Target::Chip(row, column) => (
+                                None,
+                                Some(ChipMutation {
+                                    row,
+                                    column,
+                                    value: region[row].0[column] + Fr::one(),
+                                }),
+                            ),
+                        };
+                        let out = self.run_mutating(
                             |ctx, range| ((), build(ctx, range).1),
-                            Some(Mutation { offset, value }),
+                            mutation,
+                            chip,
                             Some(instances.to_vec()),
                         );
                         if out.is_satisfied() {
                             accepted
                                 .lock()
                                 .expect("no panics while holding")
-                                .push(offset);
+                                .push(target);
                         }
                     }
                 });
             }
         });
-        let mut accepted = accepted.into_inner().expect("no panics while holding");
+        let found = accepted.into_inner().expect("no panics while holding");
+        let mut accepted: Vec<usize> = Vec::new();
+        let mut chip_accepted: Vec<(usize, usize)> = Vec::new();
+        for t in found {
+            match t {
+                Target::Context(o) => accepted.push(o),
+                Target::Chip(r, c) => chip_accepted.push((r, c)),
+            }
+        }
         accepted.sort_unstable();
+        chip_accepted.sort_unstable();
         Sweep {
             accepted,
             values,
             swept,
+            chip_accepted,
+            chip_swept: chip.len(),
             output,
         }
     }

@@ -2,12 +2,11 @@
 //! public inputs, and a flipped proof byte or any changed public input is rejected. The layout,
 //! constraint degree and verifying key of that shape are pinned.
 
-use collar_circuits::batch::{build_batch, BatchWitness};
+use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchWitness};
+use collar_circuits::poseidon::Hashing;
 use collar_protocol::batch;
 use collar_protocol::testkit::Harness;
 use collar_protocol::ProtocolParams;
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr};
 use halo2_base::halo2_proofs::plonk::{keygen_pk, keygen_vk};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
@@ -21,6 +20,46 @@ const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the verifying key for this test's shape (small params, 2 slots, dev SRS
 /// seed 42).
 const PINNED_VK: &str = "0x207680858af6ab6461ad25f31f1b9104cd11e4f69fe8d04720d0b19a1bcad1db";
+/// Layout of the same shape hashing with the Pow5 chip: k, flex-gate advice columns, fixed
+/// columns, lookup advice columns, Pow5 permutations.
+const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
+    (17, &[11], 1, &[1, 0, 0], 0);
+/// `transcript_repr` of its verifying key.
+const PINNED_POW5_VK: &str = "0x0";
+
+/// The baseline path is the circuit it was before the Pow5 chip: same layout, same key.
+#[test]
+fn halo2_base_hashing_keeps_its_pinned_key() {
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let before = h.state.clone();
+    let tx = h.deposit(5, 1_234).tx;
+    let mut s = before.clone();
+    let exec = batch::execute(&mut s, 1, &[tx]).unwrap();
+    let w = BatchWitness::new(&before, &exec, 2).unwrap();
+    let srs = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::seed_from_u64(42));
+    let mut keygen = keygen_circuit(&w, K, LOOKUP_BITS, Hashing::HaloBase);
+    let config = keygen.calculate_params(Some(9));
+    let vk = keygen_vk(&srs, &keygen).unwrap();
+    assert_eq!(
+        (
+            (
+                config.base.k,
+                config.base.num_advice_per_phase.as_slice(),
+                config.base.num_fixed,
+                config.base.num_lookup_advice_per_phase.as_slice(),
+                config.capacity,
+            ),
+            vk.cs().degree(),
+            format!("{:?}", vk.transcript_repr()),
+        ),
+        (
+            (17, &[11][..], 1, &[1, 0, 0][..], 0),
+            PINNED_DEGREE,
+            PINNED_VK.to_string()
+        ),
+        "the halo2-base circuit changed"
+    );
+}
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
@@ -32,23 +71,9 @@ fn real_proof_verifies_and_tampering_is_rejected() {
     let w = BatchWitness::new(&before, &exec, 2).unwrap();
     let expected = exec.public_inputs.to_fields().to_vec();
 
-    let build = |stage: CircuitBuilderStage, params: Option<(_, _)>| {
-        let mut b = match params {
-            None => BaseCircuitBuilder::<Fr>::from_stage(stage)
-                .use_k(K as usize)
-                .use_lookup_bits(LOOKUP_BITS),
-            Some((config, breaks)) => BaseCircuitBuilder::prover(config, breaks),
-        }
-        .use_instance_columns(1);
-        let range = b.range_chip();
-        let public = build_batch(b.main(0), &range, &w);
-        b.assigned_instances[0] = public;
-        b
-    };
-
     // Development SRS: insecure, for tests only.
     let srs = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::seed_from_u64(42));
-    let mut keygen = build(CircuitBuilderStage::Keygen, None);
+    let mut keygen = keygen_circuit(&w, K, LOOKUP_BITS, Hashing::Pow5);
     let config = keygen.calculate_params(Some(9));
     let vk = keygen_vk(&srs, &keygen).unwrap();
     // Pinning (docs/CIRCUIT.md): an accidental change to the circuit shape changes the layout,
@@ -57,26 +82,27 @@ fn real_proof_verifies_and_tampering_is_rejected() {
     assert_eq!(
         (
             (
-                config.k,
-                config.num_advice_per_phase.clone(),
-                config.num_fixed,
-                config.num_lookup_advice_per_phase.clone()
+                config.base.k,
+                config.base.num_advice_per_phase.as_slice(),
+                config.base.num_fixed,
+                config.base.num_lookup_advice_per_phase.as_slice(),
+                config.capacity,
             ),
             vk.cs().degree(),
             format!("{:?}", vk.transcript_repr()),
         ),
         (
-            (17, vec![11], 1, vec![1, 0, 0]),
+            PINNED_POW5_LAYOUT,
             PINNED_DEGREE,
-            PINNED_VK.to_string()
+            PINNED_POW5_VK.to_string()
         ),
         "circuit layout, constraint degree or verifying key changed"
     );
     let pk = keygen_pk(&srs, vk, &keygen).unwrap();
-    let breaks = keygen.break_points();
+    let breaks = keygen.builder.break_points();
 
-    let prover = build(CircuitBuilderStage::Prover, Some((config, breaks)));
-    let instances = prover.assigned_instances[0]
+    let prover = prover_circuit(&w, config, breaks);
+    let instances = prover.builder.assigned_instances[0]
         .iter()
         .map(|c| *c.value())
         .collect::<Vec<_>>();

@@ -5,7 +5,7 @@
 use collar_circuits::merkle::{
     assign_update, index_bits, root_from_path, update_with_cells, AssignedMerkleUpdate,
 };
-use collar_circuits::poseidon::PoseidonChip;
+use collar_circuits::poseidon::{Hashing, PoseidonChip};
 use collar_circuits::testing::{Failure, MockRun, Mutation, FLEX_GATE};
 use collar_protocol::merkle::{empty_root, MerkleUpdate, SparseMerkleTree};
 use halo2_base::gates::{RangeChip, RangeInstructions};
@@ -73,7 +73,15 @@ fn build_update(
 
 /// A mock run of one update with the native roots as the public inputs.
 fn run_update(k: u32, w: &MerkleUpdate) -> collar_circuits::testing::MockOutcome<(Fr, Fr)> {
-    MockRun::new(k, LOOKUP_BITS).run(
+    run_update_with(k, w, Hashing::Pow5)
+}
+
+fn run_update_with(
+    k: u32,
+    w: &MerkleUpdate,
+    hashing: Hashing,
+) -> collar_circuits::testing::MockOutcome<(Fr, Fr)> {
+    MockRun::new(k, LOOKUP_BITS).with_hashing(hashing).run(
         |ctx, range| {
             let (u, public) = build_update(ctx, range, w);
             ((*u.old_root.value(), *u.new_root.value()), public)
@@ -337,40 +345,51 @@ fn index_bits_enforce_the_depth_bound() {
     );
 }
 
-/// Sweeps every advice cell of the update of leaf `index` in a tree of `depth` holding a few
-/// other leaves, with both roots public and fixed to the native values; asserts that no
-/// mutation is accepted and returns the number of cells swept.
-fn sweep_update(depth: usize, index: u64) -> usize {
+/// Sweeps the advice cells of the update of leaf `index` in a tree of `depth` holding a few
+/// other leaves (see [`MockRun::sweep`]), with both roots public and fixed to the native
+/// values; asserts that no mutation is accepted and returns the main-context cells and the
+/// Pow5 chip cells swept.
+fn sweep_update(depth: usize, index: u64, hashing: Hashing) -> (usize, usize) {
     let mut tree = SparseMerkleTree::new(depth).unwrap();
     for (i, v) in (0..1u64 << depth).filter(|i| *i != index).zip(5u64..) {
         tree.update(i, Fr::from(v)).unwrap();
     }
     let w = tree.update(index, Fr::from(99u64)).unwrap();
     assert_ne!(w.old_leaf, w.new_leaf);
-    let sweep = MockRun::new(12, LOOKUP_BITS).sweep(
+    let sweep = MockRun::new(12, LOOKUP_BITS).with_hashing(hashing).sweep(
         |ctx, range| ((), build_update(ctx, range, &w).1),
         &[w.old_root, w.new_root],
     );
     let (accepted, swept) = (sweep.accepted, sweep.values.len());
     eprintln!(
-        "Merkle update (depth {depth}, index {index}): {} of {swept} advice cells mutated, {} \
-         accepted",
+        "Merkle update (depth {depth}, index {index}, {hashing}): {} of {swept} context cells and \
+         {} Pow5 chip cells mutated, {} and {} accepted",
         sweep.swept.len(),
-        accepted.len()
+        sweep.chip_swept,
+        accepted.len(),
+        sweep.chip_accepted.len()
     );
     // There are no free cells to exclude: index bits, selects and Poseidon rounds are all
     // determined by the loaded witnesses and the public roots.
     assert!(accepted.is_empty(), "accepted mutations at {accepted:?}");
-    swept
+    assert!(
+        sweep.chip_accepted.is_empty(),
+        "accepted chip mutations at {:?}",
+        sweep.chip_accepted
+    );
+    (swept, sweep.chip_swept)
 }
 
 #[test]
 fn mutation_sweep_of_an_update() {
-    // Depth 1 at index 1: the smallest update (one level, a set bit), about 11k cells: every
-    // cell outside Poseidon and every 7th inside (all 11k MockProver runs, ~4 CPU-minutes,
-    // with COLLAR_EXHAUSTIVE=1).
-    let swept = sweep_update(1, 1);
-    assert!(swept > 11_000, "{swept}");
+    // Depth 1 at index 1: the smallest update (one level, a set bit). halo2-base: about 11k
+    // cells, every cell outside Poseidon and every 7th inside (all 11k MockProver runs,
+    // ~4 CPU-minutes, with COLLAR_EXHAUSTIVE=1). Pow5: every context cell and every 7th
+    // chip cell a gate uses.
+    let (swept, chip) = sweep_update(1, 1, Hashing::HaloBase);
+    assert!(swept > 11_000 && chip == 0, "{swept} {chip}");
+    let (swept, chip) = sweep_update(1, 1, Hashing::Pow5);
+    assert!(swept > 0 && chip > 100, "{swept} {chip}");
 }
 
 #[test]
@@ -378,18 +397,23 @@ fn mutation_sweep_of_an_update() {
 fn mutation_sweep_of_a_two_level_update() {
     // Depth 2 at index 2 (bits 0, 1): both select directions, and a node hash feeding the next
     // level's selects.
-    let swept = sweep_update(2, 2);
-    assert!(swept > 20_000, "{swept}");
+    for hashing in Hashing::ALL {
+        let (swept, chip) = sweep_update(2, 2, hashing);
+        assert!(swept + chip > 500, "{swept} {chip}");
+    }
 }
 
 #[test]
 fn cell_count_per_update_at_depth_8() {
     let (_, ws) = random_updates(6, 8, 4, 1);
     let w = &ws[0];
-    let chip_only = MockRun::new(12, LOOKUP_BITS).check(|ctx, range| {
-        PoseidonChip::new(ctx, range.gate());
-    });
-    let out = run_update(16, w);
+    // Counted with halo2-base's hasher: the baseline figure of docs/CIRCUIT.md.
+    let chip_only = MockRun::new(12, LOOKUP_BITS)
+        .with_hashing(Hashing::HaloBase)
+        .check(|ctx, range| {
+            PoseidonChip::new(ctx, range.gate());
+        });
+    let out = run_update_with(16, w, Hashing::HaloBase);
     assert!(out.is_satisfied());
     let per_update = out.advice_cells - chip_only.advice_cells;
     eprintln!(

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use halo2_base::gates::circuit::BaseCircuitParams;
+use collar_circuits::pow5::HashingCircuitParams;
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ pub(crate) struct Manifest {
     /// The description itself, for humans.
     pub description: serde_json::Value,
     /// halo2-base's circuit configuration from keygen.
-    pub circuit_params: BaseCircuitParams,
+    pub circuit_params: HashingCircuitParams,
     /// halo2-base's break points from keygen.
     pub break_points: MultiPhaseThreadBreakPoints,
     /// Hex SHA-256 of `pk.bin`, checked before the proving key is parsed.

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use collar_circuits::batch::{build_batch, BatchCircuitError, BatchWitness};
+use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchCircuitError, BatchWitness};
+pub use collar_circuits::poseidon::Hashing;
+use collar_circuits::pow5::{HashingCircuit, HashingCircuitParams};
 use collar_protocol::batch::ExecutedBatch;
 use collar_protocol::{ProtocolParams, State};
 use collar_verifier::{FormatError, ProofArtifact, ProofSystem, VerifyError, VerifyingKeyFile};
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_base::halo2_proofs::plonk::{create_proof, keygen_pk, keygen_vk, ProvingKey};
@@ -53,7 +53,7 @@ pub fn default_key_cache() -> PathBuf {
 /// Version of the batch circuit's constraints. Part of the key-cache hash and of the circuit id:
 /// bump it with every intended change to the circuit (the cache also fingerprints the circuit's
 /// cell counts, which catches most unintended ones).
-pub const CIRCUIT_VERSION: &str = "collar-batch-v1";
+pub const CIRCUIT_VERSION: &str = "collar-batch-v2";
 
 /// Rows kept free of witness for blinding (halo2-base's `minimum_rows`).
 pub const MINIMUM_ROWS: usize = 9;
@@ -92,11 +92,14 @@ pub struct ProverConfig {
     /// ([`ProofSystem::ShplonkKeccak`], needs the `evm` feature), which the settlement contract
     /// takes. The keys are the same for both.
     pub proof_system: ProofSystem,
+    /// Which Poseidon implementation the circuit hashes with (different circuits, different
+    /// keys): the Pow5 chip in production, halo2-base's hasher as the baseline.
+    pub hashing: Hashing,
 }
 
 impl ProverConfig {
     /// A configuration with `k = 17`, 16 lookup bits, the insecure development SRS, rayon's
-    /// default threads, progress on and the Blake2b transcript.
+    /// default threads, progress on, the Blake2b transcript and Pow5 hashing.
     pub fn new(params: ProtocolParams, capacity: usize, cache_dir: impl Into<PathBuf>) -> Self {
         Self {
             params,
@@ -108,6 +111,7 @@ impl ProverConfig {
             threads: None,
             progress: true,
             proof_system: ProofSystem::ShplonkBlake2b,
+            hashing: Hashing::Pow5,
         }
     }
 }
@@ -198,7 +202,7 @@ pub struct BatchProver {
     srs: Srs,
     pk: ProvingKey<G1Affine>,
     vk_file: VerifyingKeyFile,
-    circuit_params: BaseCircuitParams,
+    circuit_params: HashingCircuitParams,
     break_points: MultiPhaseThreadBreakPoints,
     circuit_id: String,
     config_hash: String,
@@ -277,7 +281,7 @@ impl BatchProver {
         let witness = keygen_witness(config)?;
         let mut keygen = build_circuit(config, &witness, None)?;
         let circuit_params = keygen.calculate_params(Some(MINIMUM_ROWS));
-        let stats = keygen.statistics();
+        let stats = keygen.builder.statistics();
         let description = serde_json::json!({
             "circuit_version": CIRCUIT_VERSION,
             "proof_system": "halo2-axiom/halo2-base 0.5, KZG BN254, SHPLONK, Blake2b",
@@ -289,6 +293,7 @@ impl BatchProver {
             "srs": srs.id(),
             "circuit_params": circuit_params,
             "cells": {
+                "pow5_permutations": circuit_params.capacity,
                 "advice_per_phase": stats.gate.total_advice_per_phase,
                 "constants": stats.gate.total_fixed,
                 "lookup_advice_per_phase": stats.total_lookup_advice_per_phase,
@@ -302,9 +307,13 @@ impl BatchProver {
         } else {
             ""
         };
-        let label = format!("{insecure}batch-cap{}-k{}", config.capacity, config.k);
+        let label = format!(
+            "{insecure}batch-{}-cap{}-k{}",
+            config.hashing, config.capacity, config.k
+        );
         let circuit_id = format!(
-            "{CIRCUIT_VERSION}/cap{}/k{}/{}",
+            "{CIRCUIT_VERSION}/{}/cap{}/k{}/{}",
+            config.hashing,
             config.capacity,
             config.k,
             &config_hash[..16]
@@ -350,7 +359,7 @@ impl BatchProver {
         bar.set_message(format!("keygen: proving key (k = {})", config.k));
         let pk = keygen_pk(srs.params(), vk, &keygen)
             .map_err(|e| ProverError::Keygen(format!("pk: {e:?}")))?;
-        let break_points = keygen.break_points();
+        let break_points = keygen.builder.break_points();
         let (g0, g2, s_g2) = {
             use halo2_base::halo2_proofs::poly::commitment::ParamsProver;
             let p = srs.params();
@@ -413,7 +422,7 @@ impl BatchProver {
             &witness,
             Some((self.circuit_params.clone(), self.break_points.clone())),
         )?;
-        let instances: Vec<Fr> = circuit.assigned_instances[0]
+        let instances: Vec<Fr> = circuit.builder.assigned_instances[0]
             .iter()
             .map(|c| *c.value())
             .collect();
@@ -506,7 +515,7 @@ impl BatchProver {
         &self.config
     }
     /// halo2-base's circuit configuration (columns, k, lookup bits).
-    pub fn circuit_params(&self) -> &BaseCircuitParams {
+    pub fn circuit_params(&self) -> &HashingCircuitParams {
         &self.circuit_params
     }
 }
@@ -546,20 +555,11 @@ fn keygen_witness(config: &ProverConfig) -> Result<BatchWitness, ProverError> {
 fn build_circuit(
     config: &ProverConfig,
     witness: &BatchWitness,
-    pinned: Option<(BaseCircuitParams, MultiPhaseThreadBreakPoints)>,
-) -> Result<BaseCircuitBuilder<Fr>, ProverError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        let mut b = match pinned {
-            None => BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Keygen)
-                .use_k(config.k as usize)
-                .use_lookup_bits(config.lookup_bits),
-            Some((params, breaks)) => BaseCircuitBuilder::prover(params, breaks),
-        }
-        .use_instance_columns(1);
-        let range = b.range_chip();
-        let public = build_batch(b.main(0), &range, witness);
-        b.assigned_instances[0] = public;
-        b
+    pinned: Option<(HashingCircuitParams, MultiPhaseThreadBreakPoints)>,
+) -> Result<HashingCircuit, ProverError> {
+    catch_unwind(AssertUnwindSafe(|| match pinned {
+        None => keygen_circuit(witness, config.k, config.lookup_bits, config.hashing),
+        Some((params, breaks)) => prover_circuit(witness, params, breaks),
     }))
     .map_err(|p| ProverError::Shape(panic_message(&p)))
 }
@@ -568,7 +568,7 @@ fn build_circuit(
 fn prove_with<E, T>(
     params: &halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<Bn256>,
     pk: &ProvingKey<G1Affine>,
-    circuit: BaseCircuitBuilder<Fr>,
+    circuit: HashingCircuit,
     instances: &[Fr],
     transcript: &mut T,
 ) -> Result<(), String>
@@ -610,7 +610,7 @@ fn progress(enabled: bool) -> ProgressBar {
 fn read_entry(
     entry: &Path,
     config_hash: &str,
-    circuit_params: &BaseCircuitParams,
+    circuit_params: &HashingCircuitParams,
     srs: &Srs,
     circuit_id: &str,
 ) -> Result<(ProvingKey<G1Affine>, VerifyingKeyFile, cache::Manifest), String> {
@@ -637,7 +637,7 @@ fn read_entry(
     }
     // The digest matches what this code wrote, so the unchecked (fast) encoding is safe to read.
     let pk = catch_unwind(|| {
-        ProvingKey::<G1Affine>::read::<_, BaseCircuitBuilder<Fr>>(
+        ProvingKey::<G1Affine>::read::<_, HashingCircuit>(
             &mut &pk_bytes[..],
             SerdeFormat::RawBytesUnchecked,
             manifest.circuit_params.clone(),
@@ -655,7 +655,7 @@ fn write_entry(
     entry: &Path,
     config_hash: &str,
     description: serde_json::Value,
-    circuit_params: &BaseCircuitParams,
+    circuit_params: &HashingCircuitParams,
     break_points: &MultiPhaseThreadBreakPoints,
     pk: &ProvingKey<G1Affine>,
     vk_file: &VerifyingKeyFile,

@@ -32,14 +32,13 @@ mod evm_common;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use collar_circuits::batch::build_batch;
+use collar_circuits::batch::prover_circuit;
 use collar_circuits::stats::{self, Built, SlotFill, StatsShape};
 use collar_prover::Srs;
 use collar_verifier::evm::solc::CompiledContract;
 use collar_verifier::evm::{verifier_sol, EIP170_CODE_SIZE_LIMIT, NUM_PUBLIC_INPUTS};
 use evm_common::Chain;
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::{create_proof, keygen_pk, keygen_vk, VerifyingKey};
 use halo2_base::halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_base::halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
@@ -167,17 +166,13 @@ fn prove(
     verifier: Address,
 ) -> Proving {
     let t = Instant::now();
-    let pk = keygen_pk(srs, vk.clone(), &built.builder).expect("keygen_pk");
+    let pk = keygen_pk(srs, vk.clone(), &built.circuit).expect("keygen_pk");
     let keygen_pk_s = secs(t);
-    let breaks = built.builder.break_points();
+    let breaks = built.circuit.builder.break_points();
     eprintln!("  keygen_pk {keygen_pk_s:.1} s; proving (EVM transcript)");
 
     let t = Instant::now();
-    let mut b =
-        BaseCircuitBuilder::<Fr>::prover(built.config.clone(), breaks).use_instance_columns(1);
-    let range = b.range_chip();
-    let public = build_batch(b.main(0), &range, &built.witness);
-    b.assigned_instances[0] = public;
+    let circuit = prover_circuit(&built.witness, built.config.clone(), breaks);
     let mut transcript = TranscriptWriterBuffer::<_, G1Affine, _>::init(Vec::new());
     create_proof::<
         KZGCommitmentScheme<Bn256>,
@@ -189,7 +184,7 @@ fn prove(
     >(
         srs,
         &pk,
-        &[b],
+        &[circuit],
         &[&[&built.instances]],
         ChaCha20Rng::seed_from_u64(1),
         &mut transcript,
@@ -251,7 +246,7 @@ fn measure(capacity: usize, k: u32, want_proof: bool) -> Result<Row, String> {
     let srs = Srs::dev_cached(k, &srs_dir()).map_err(|e| e.to_string())?;
     let srs_s = secs(t);
     let t = Instant::now();
-    let vk = keygen_vk(srs.params(), &built.builder).map_err(|e| format!("keygen_vk: {e:?}"))?;
+    let vk = keygen_vk(srs.params(), &built.circuit).map_err(|e| format!("keygen_vk: {e:?}"))?;
     let keygen_vk_s = secs(t);
     eprintln!("  SRS {srs_s:.1} s ({srs}), keygen_vk {keygen_vk_s:.1} s");
 

@@ -1,6 +1,6 @@
 //! The verifying-key file: everything a verifier needs besides the proof.
 //!
-//! # Binary layout (version 1)
+//! # Binary layout (version 2)
 //!
 //! All integers little-endian; curve points in halo2's `SerdeFormat::RawBytes` (uncompressed,
 //! checked on read to lie on the curve).
@@ -8,7 +8,7 @@
 //! | bytes          | field                                                              |
 //! |----------------|--------------------------------------------------------------------|
 //! | 8              | magic `COLLARVK`                                                   |
-//! | 2              | format version (`1`)                                               |
+//! | 2              | format version (`2`)                                               |
 //! | 4 + n          | circuit id, UTF-8, `n` ≤ 256                                       |
 //! | 1 + 32         | SRS kind and digest ([`SrsId`])                                    |
 //! | 4              | `k` (the circuit has 2^k rows)                                     |
@@ -17,20 +17,24 @@
 //! | 4 + 4·m        | lookup advice columns per phase (`m` ≤ 3)                           |
 //! | 1 (+ 4)        | lookup bits: `0` none, or `1` and the value                        |
 //! | 4              | instance columns                                                   |
+//! | 1              | hashing: `0` halo2-base, `1` the Pow5 chip (8 more advice columns)  |
+//! | 4              | Pow5 permutations the chip region holds (`0` with halo2-base)      |
 //! | 64             | KZG `g[0]` (G1)                                                    |
 //! | 128            | KZG `g2` (G2)                                                      |
 //! | 128            | KZG `s·g2` (G2)                                                    |
 //! | 4 + n          | halo2 verifying key, `VerifyingKey::write(.., RawBytes)`, `n` ≤ 64 MiB |
 //!
-//! The circuit configuration is what `VerifyingKey::read::<BaseCircuitBuilder>` needs to
-//! rebuild the constraint system; the three points are all of the SRS a KZG verifier uses.
+//! The circuit configuration is what `VerifyingKey::read::<HashingCircuit>` needs to rebuild the
+//! constraint system; the three points are all of the SRS a KZG verifier uses. Version 2 added
+//! the hashing and the capacity (version 1 keys were halo2-base circuits; rebuild them).
 
 use std::fmt;
 use std::path::Path;
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use collar_circuits::poseidon::Hashing;
+use collar_circuits::pow5::{HashingCircuit, HashingCircuitParams};
 use halo2_base::gates::circuit::BaseCircuitParams;
-use halo2_base::halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G2Affine};
+use halo2_base::halo2_proofs::halo2curves::bn256::{G1Affine, G2Affine};
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
 use halo2_base::halo2_proofs::SerdeFormat;
 use sha2::{Digest, Sha256};
@@ -42,19 +46,21 @@ use crate::{FormatError, SrsId, SrsKind, VerifyError};
 /// First bytes of a verifying-key file.
 pub const VK_MAGIC: &[u8; 8] = b"COLLARVK";
 /// The verifying-key format version this crate reads and writes.
-pub const VK_VERSION: u16 = 1;
+pub const VK_VERSION: u16 = 2;
 /// Largest `k` accepted (BN254's two-adicity allows 28).
 pub const MAX_K: u32 = 28;
 /// Largest halo2 verifying key accepted.
 pub const MAX_VK_LEN: usize = 64 << 20;
 const MAX_COLUMNS: u32 = 1024;
+/// Largest Pow5 capacity accepted (27 rows a permutation in at most `2^MAX_K` rows).
+const MAX_CAPACITY: u32 = 1 << 24;
 
 /// A verifying key with the circuit configuration that rebuilds it and the KZG verifier points.
 #[derive(Clone)]
 pub struct VerifyingKeyFile {
     circuit_id: String,
     srs: SrsId,
-    config: BaseCircuitParams,
+    config: HashingCircuitParams,
     g0: G1Affine,
     g2: G2Affine,
     s_g2: G2Affine,
@@ -75,7 +81,7 @@ impl fmt::Debug for VerifyingKeyFile {
 }
 
 impl VerifyingKeyFile {
-    /// Packages `vk`, made by keygen for a `BaseCircuitBuilder` circuit with `config` over an
+    /// Packages `vk`, made by keygen for a `HashingCircuit` with `config` over an
     /// SRS whose generators are `g0`, `g2`, `s_g2` (identified by `srs`).
     ///
     /// Fails if the configuration is outside this format's bounds, `srs` does not match the
@@ -84,7 +90,7 @@ impl VerifyingKeyFile {
     pub fn new(
         circuit_id: String,
         srs: SrsId,
-        config: BaseCircuitParams,
+        config: HashingCircuitParams,
         g0: G1Affine,
         g2: G2Affine,
         s_g2: G2Affine,
@@ -121,8 +127,8 @@ impl VerifyingKeyFile {
     pub fn srs(&self) -> SrsId {
         self.srs
     }
-    /// The halo2-base circuit configuration.
-    pub fn config(&self) -> &BaseCircuitParams {
+    /// The circuit configuration (halo2-base's, the hashing and the Pow5 capacity).
+    pub fn config(&self) -> &HashingCircuitParams {
         &self.config
     }
     /// The halo2 verifying key.
@@ -196,7 +202,9 @@ impl VerifyingKeyFile {
     }
 }
 
-fn write_config(w: &mut Writer, c: &BaseCircuitParams) -> Result<(), FormatError> {
+fn write_config(w: &mut Writer, hc: &HashingCircuitParams) -> Result<(), FormatError> {
+    check_hashing(hc)?;
+    let c = &hc.base;
     check_config(c)?;
     w.u32(c.k as u32);
     w.u32(c.num_advice_per_phase.len() as u32);
@@ -216,10 +224,27 @@ fn write_config(w: &mut Writer, c: &BaseCircuitParams) -> Result<(), FormatError
         }
     }
     w.u32(c.num_instance_columns as u32);
+    w.u8(hc.hashing.code());
+    w.u32(hc.capacity as u32);
     Ok(())
 }
 
-fn read_config(r: &mut Reader<'_>) -> Result<BaseCircuitParams, FormatError> {
+/// The hashing and capacity agree (no chip region without the chip) and stay in bounds.
+fn check_hashing(c: &HashingCircuitParams) -> Result<(), FormatError> {
+    let bad = |m: String| Err(FormatError::InvalidConfig(m));
+    match c.hashing {
+        Hashing::HaloBase if c.capacity != 0 => {
+            bad(format!("halo2-base hashing with a Pow5 capacity of {}", c.capacity))
+        }
+        _ if c.capacity > MAX_CAPACITY as usize => bad(format!(
+            "Pow5 capacity {} above {MAX_CAPACITY}",
+            c.capacity
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn read_config(r: &mut Reader<'_>) -> Result<HashingCircuitParams, FormatError> {
     let k = r.u32("k")?;
     let per_phase = |r: &mut Reader<'_>, what: &'static str| -> Result<Vec<usize>, FormatError> {
         let m = r.u32(what)?;
@@ -253,6 +278,17 @@ fn read_config(r: &mut Reader<'_>) -> Result<BaseCircuitParams, FormatError> {
         num_instance_columns,
     };
     check_config(&c)?;
+    let code = r.u8("hashing")?;
+    let hashing = Hashing::from_code(code).ok_or(FormatError::UnknownCode {
+        what: "hashing",
+        code,
+    })?;
+    let c = HashingCircuitParams {
+        base: c,
+        hashing,
+        capacity: r.u32("pow5 capacity")? as usize,
+    };
+    check_hashing(&c)?;
     Ok(c)
 }
 
@@ -300,7 +336,7 @@ fn check_config(c: &BaseCircuitParams) -> Result<(), FormatError> {
 
 fn read_vk(
     bytes: &[u8],
-    config: &BaseCircuitParams,
+    config: &HashingCircuitParams,
 ) -> Result<VerifyingKey<G1Affine>, FormatError> {
     // halo2 sizes its evaluation domain from the key's own `k` before reading anything else:
     // insist that it is the configuration's.
@@ -310,17 +346,17 @@ fn read_vk(
         .ok_or(FormatError::Truncated {
             what: "verifying key",
         })?;
-    if vk_k as usize != config.k {
+    if vk_k as usize != config.base.k {
         return Err(FormatError::InvalidVk(format!(
             "key is for k = {vk_k}, configuration says k = {}",
-            config.k
+            config.base.k
         )));
     }
     let config = config.clone();
     // halo2-base configures columns with assertions; `check_config` keeps to its bounds, and
     // any remaining panic on hostile input is reported as a malformed key, not a crash.
     let read = std::panic::catch_unwind(move || {
-        VerifyingKey::<G1Affine>::read::<_, BaseCircuitBuilder<Fr>>(
+        VerifyingKey::<G1Affine>::read::<_, HashingCircuit>(
             &mut &bytes[..],
             SerdeFormat::RawBytes,
             config,

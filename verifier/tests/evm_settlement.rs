@@ -12,7 +12,9 @@ mod evm_common;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use collar_circuits::batch::{build_batch, BatchWitness};
+use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchWitness};
+use collar_circuits::poseidon::Hashing;
+use collar_circuits::pow5::{HashingCircuit, HashingCircuitParams};
 use collar_protocol::batch::{self, ExecutedBatch};
 use collar_protocol::state::WithdrawalRecord;
 use collar_protocol::testkit::Harness;
@@ -23,8 +25,6 @@ use collar_verifier::evm::{verifier_sol, EIP170_CODE_SIZE_LIMIT, NUM_PUBLIC_INPU
 use evm_common::{
     address_word, bytes_tail, call, fr_u256, fr_word, selector, word, Chain, Outcome,
 };
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::{create_proof, keygen_pk, keygen_vk, VerifyingKey};
 use halo2_base::halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
@@ -67,21 +67,13 @@ struct Fixture {
 }
 
 fn builder(
-    stage: CircuitBuilderStage,
-    shape: Option<(BaseCircuitParams, Vec<Vec<usize>>)>,
+    shape: Option<(HashingCircuitParams, Vec<Vec<usize>>)>,
     w: &BatchWitness,
-) -> BaseCircuitBuilder<Fr> {
-    let mut b = match shape {
-        None => BaseCircuitBuilder::<Fr>::from_stage(stage)
-            .use_k(K as usize)
-            .use_lookup_bits(LOOKUP_BITS),
-        Some((config, breaks)) => BaseCircuitBuilder::prover(config, breaks),
+) -> HashingCircuit {
+    match shape {
+        None => keygen_circuit(w, K, LOOKUP_BITS, Hashing::Pow5),
+        Some((config, breaks)) => prover_circuit(w, config, breaks),
     }
-    .use_instance_columns(1);
-    let range = b.range_chip();
-    let public = build_batch(b.main(0), &range, w);
-    b.assigned_instances[0] = public;
-    b
 }
 
 fn execute(state: &mut State, number: u64, txs: Vec<Tx>) -> (State, ExecutedBatch) {
@@ -128,29 +120,26 @@ fn build_fixture() -> Fixture {
 
         // Development SRS: insecure, for tests only.
         let srs = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::seed_from_u64(42));
-        let mut keygen = builder(CircuitBuilderStage::Keygen, None, &w1);
+        let mut keygen = builder(None, &w1);
         let config = keygen.calculate_params(Some(9));
         println!(
-            "circuit shape: k {}, advice {:?}, fixed {}, lookup advice {:?}",
-            config.k,
-            config.num_advice_per_phase,
-            config.num_fixed,
-            config.num_lookup_advice_per_phase
+            "circuit shape: k {}, advice {:?} + Pow5 8 ({} permutations), fixed {}, lookup advice {:?}",
+            config.base.k,
+            config.base.num_advice_per_phase,
+            config.capacity,
+            config.base.num_fixed,
+            config.base.num_lookup_advice_per_phase
         );
         let vk = keygen_vk(&srs, &keygen).expect("keygen vk");
         let pk = keygen_pk(&srs, vk.clone(), &keygen).expect("keygen pk");
-        let breaks = keygen.break_points();
+        let breaks = keygen.builder.break_points();
         println!("setup and keygen: {:.1?}", start.elapsed());
 
         let prove = |w: &BatchWitness, exec: &ExecutedBatch, deposits: Vec<Deposit>| {
             let t = Instant::now();
             let public = exec.public_inputs.to_fields();
-            let circuit = builder(
-                CircuitBuilderStage::Prover,
-                Some((config.clone(), breaks.clone())),
-                w,
-            );
-            let cells: Vec<Fr> = circuit.assigned_instances[0]
+            let circuit = builder(Some((config.clone(), breaks.clone())), w);
+            let cells: Vec<Fr> = circuit.builder.assigned_instances[0]
                 .iter()
                 .map(|c| *c.value())
                 .collect();

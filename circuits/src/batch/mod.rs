@@ -25,6 +25,9 @@ use collar_protocol::params::bounds;
 use collar_protocol::pubdata::record;
 use collar_protocol::tx::tags;
 use collar_protocol::Tx;
+use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use halo2_base::gates::circuit::CircuitBuilderStage;
+use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
 use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
@@ -34,7 +37,8 @@ use crate::margin::{meets, AssignedMargin};
 use crate::market::{assign_series, assign_underlyings, list_hash};
 use crate::merkle::update_with_cells;
 use crate::portfolio::{account_margin_in_market, MarketView};
-use crate::poseidon::PoseidonChip;
+use crate::poseidon::{Hashing, PoseidonChip};
+use crate::pow5::{HashingCircuit, HashingCircuitParams};
 use crate::safe::Ranged;
 use crate::stats::measure_tx_type;
 use gadgets::{any_position_halted, eq_if, keep, select_for_margin, Keep};
@@ -159,7 +163,52 @@ pub(crate) struct SlotEnv<'a> {
     pub(crate) params: &'a collar_protocol::ProtocolParams,
 }
 
+/// The batch circuit of `w` at the keygen stage: `2^k` rows, a `lookup_bits`-bit range table,
+/// one instance column, hashing with `hashing`. Call
+/// [`HashingCircuit::calculate_params`] before keygen.
+///
+/// # Panics
+/// As [`build_batch`] for a witness of the wrong shape.
+pub fn keygen_circuit(
+    w: &BatchWitness,
+    k: u32,
+    lookup_bits: usize,
+    hashing: Hashing,
+) -> HashingCircuit {
+    let builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Keygen)
+        .use_k(k as usize)
+        .use_lookup_bits(lookup_bits)
+        .use_instance_columns(1);
+    with_batch(HashingCircuit::with_hashing(builder, hashing), w)
+}
+
+/// The batch circuit of `w` at the proving stage, for the keygen's `params` and
+/// `break_points`; its instance cells hold the public inputs it computed.
+///
+/// # Panics
+/// As [`build_batch`] for a witness of the wrong shape.
+pub fn prover_circuit(
+    w: &BatchWitness,
+    params: HashingCircuitParams,
+    break_points: MultiPhaseThreadBreakPoints,
+) -> HashingCircuit {
+    with_batch(HashingCircuit::prover(params, break_points), w)
+}
+
+fn with_batch(mut circuit: HashingCircuit, w: &BatchWitness) -> HashingCircuit {
+    circuit.build(|b| {
+        let range = b.range_chip();
+        let public = build_batch(b.main(0), &range, w);
+        b.assigned_instances[0] = public;
+    });
+    circuit
+}
+
 /// Builds the batch circuit in `ctx` and returns the eight public inputs of §11 in order.
+///
+/// Hashes through the enclosing circuit's Poseidon (see
+/// [`PoseidonChip::new`]): call it inside [`HashingCircuit::build`], or use [`keygen_circuit`] and
+/// [`prover_circuit`].
 ///
 /// Assumes `w` was built by [`BatchWitness::new`] (exactly [`PORTS`] ports per slot); any other
 /// witness either panics at construction (wrong shapes) or fails the constraints.

@@ -81,6 +81,18 @@ pub fn row_kind(row: usize, last: bool) -> RowKind {
     }
 }
 
+impl RowKind {
+    /// The advice columns (`0..8`: `s0, s1, s2, w0..w4`) a row of this kind uses; the others
+    /// hold 0 and no gate reads them (a full round leaves `w0, w1` free, the final round `w1`).
+    pub fn used_columns(self) -> &'static [usize] {
+        match self {
+            RowKind::Absorb | RowKind::PartialRounds => &[0, 1, 2, 3, 4, 5, 6, 7],
+            RowKind::FullRound => &[0, 1, 2, 5, 6, 7],
+            RowKind::FinalRound => &[0, 1, 2, 3, 5, 6, 7],
+        }
+    }
+}
+
 /// Column indices (into [`Pow5Config::advice`]) with a role in the sponge.
 pub mod columns {
     /// `w0`: the first absorbed element on an absorb row, the hash output on a final row.

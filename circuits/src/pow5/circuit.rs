@@ -14,8 +14,10 @@ use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 use halo2_base::{AssignedValue, Context, ContextCell};
 use serde::{Deserialize, Serialize};
 
+use crate::poseidon::{with_pow5, Hashing};
+
 use super::chip::{
-    hash_witness, HashWitness, PoseidonInstructions, Pow5Chip, Pow5Config, ADVICE_COLUMNS,
+    hash_witness, HashWitness, PoseidonInstructions, Pow5Chip, Pow5Config, RowKind, ADVICE_COLUMNS,
     ROWS_PER_PERMUTATION,
 };
 
@@ -86,11 +88,14 @@ impl Pow5Hasher {
     }
 }
 
-/// Shape of a [`HashingCircuit`]: halo2-base's parameters and the chip's capacity.
+/// Shape of a [`HashingCircuit`]: halo2-base's parameters, the hashing and the chip's capacity.
 #[derive(Clone, Debug, Default, Hash, Serialize, Deserialize)]
 pub struct HashingCircuitParams {
     /// halo2-base's circuit parameters (`k`, columns, lookup bits, instance columns).
     pub base: BaseCircuitParams,
+    /// Which implementation hashes: with [`Hashing::HaloBase`] the circuit is exactly
+    /// halo2-base's `BaseCircuitBuilder` (no chip columns) and the capacity is 0.
+    pub hashing: Hashing,
     /// Permutations the chip region holds (`ROWS_PER_PERMUTATION` rows each, used or not).
     pub capacity: usize,
 }
@@ -122,35 +127,77 @@ pub struct HashLayout {
 /// hash's chip inputs and output to the recorded virtual cells (through halo2-base's copy
 /// manager, as external cells), then synthesizes the builder.
 ///
+/// With [`Hashing::HaloBase`] it is halo2-base's `BaseCircuitBuilder` unchanged (same
+/// constraint system, same keys), so both paths share one circuit type.
+///
 /// Works for MockProver, keygen and proving like [`BaseCircuitBuilder`]: build it from a builder
-/// of the right stage, make the same calls, and give the prover the keygen's
-/// [`HashingCircuitParams`] and break points.
+/// of the right stage, make the same calls (inside [`HashingCircuit::build`]), and give the
+/// prover the keygen's [`HashingCircuitParams`] and break points.
 #[derive(Debug)]
 pub struct HashingCircuit {
     /// The halo2-base builder (contexts, instances, parameters).
     pub builder: BaseCircuitBuilder<Fr>,
+    hashing: Hashing,
     hasher: Pow5Hasher,
-    capacity: usize,
+    /// `None`: fitted to the recorded calls by [`HashingCircuit::calculate_params`].
+    capacity: Option<usize>,
     mutations: Vec<ChipMutation>,
 }
 
 impl HashingCircuit {
-    /// Wraps `builder` with a chip region of `capacity` permutations.
+    /// Wraps `builder` with a Pow5 chip region of `capacity` permutations.
     pub fn new(builder: BaseCircuitBuilder<Fr>, capacity: usize) -> Self {
         Self {
             builder,
+            hashing: Hashing::Pow5,
             hasher: Pow5Hasher::new(),
-            capacity,
+            capacity: Some(capacity),
+            mutations: Vec::new(),
+        }
+    }
+
+    /// Wraps `builder` for `hashing`; a Pow5 region is sized to the hashes recorded by the time
+    /// of [`HashingCircuit::calculate_params`] (keygen and mock runs).
+    pub fn with_hashing(builder: BaseCircuitBuilder<Fr>, hashing: Hashing) -> Self {
+        Self {
+            builder,
+            hashing,
+            hasher: Pow5Hasher::new(),
+            capacity: match hashing {
+                Hashing::HaloBase => Some(0),
+                Hashing::Pow5 => None,
+            },
             mutations: Vec::new(),
         }
     }
 
     /// The proving-stage circuit for the keygen's `params` and `break_points`.
     pub fn prover(params: HashingCircuitParams, break_points: MultiPhaseThreadBreakPoints) -> Self {
-        Self::new(
-            BaseCircuitBuilder::prover(params.base, break_points),
-            params.capacity,
-        )
+        Self {
+            capacity: Some(params.capacity),
+            ..Self::with_hashing(
+                BaseCircuitBuilder::prover(params.base, break_points),
+                params.hashing,
+            )
+        }
+    }
+
+    /// Runs `f` on the builder with this circuit's hashing in scope: every
+    /// [`PoseidonChip::new`](crate::poseidon::PoseidonChip::new) inside hashes through this
+    /// circuit's chip (Pow5) or through halo2-base.
+    pub fn build<R>(&mut self, f: impl FnOnce(&mut BaseCircuitBuilder<Fr>) -> R) -> R {
+        match self.hashing {
+            Hashing::HaloBase => f(&mut self.builder),
+            Hashing::Pow5 => {
+                let hasher = self.hasher.clone();
+                with_pow5(&hasher, || f(&mut self.builder))
+            }
+        }
+    }
+
+    /// Which implementation hashes.
+    pub fn hashing(&self) -> Hashing {
+        self.hashing
     }
 
     /// The hasher whose calls this circuit constrains (a shared handle).
@@ -158,14 +205,15 @@ impl HashingCircuit {
         self.hasher.clone()
     }
 
-    /// Permutations the chip region holds.
+    /// Permutations the chip region holds: the fixed capacity, or (fitted) those recorded so
+    /// far.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity.unwrap_or_else(|| self.hasher.permutations())
     }
 
     /// Rows of the chip region (`capacity · ROWS_PER_PERMUTATION`).
     pub fn chip_rows(&self) -> usize {
-        self.capacity * ROWS_PER_PERMUTATION
+        self.capacity() * ROWS_PER_PERMUTATION
     }
 
     /// Advice cells of the chip region (`chip_rows · 8`), whether the capacity is used or not.
@@ -190,6 +238,15 @@ impl HashingCircuit {
             .collect()
     }
 
+    /// The honest chip region, row by row: the advice values `[s0, s1, s2, w0..w4]` and the
+    /// row's gate (for mutation sweeps).
+    pub fn chip_region(&self) -> Vec<([Fr; ADVICE_COLUMNS], RowKind)> {
+        honest_witnesses(&self.hasher.calls(), self.capacity())
+            .into_iter()
+            .flat_map(|w| w.advice.into_iter().zip(w.kinds))
+            .collect()
+    }
+
     /// Overwrites one chip witness cell at synthesis (negative tests only: an honest prover
     /// never does this).
     pub fn mutate_chip_cell(&mut self, mutation: ChipMutation) {
@@ -197,22 +254,30 @@ impl HashingCircuit {
     }
 
     /// Calculates halo2-base's parameters (see [`BaseCircuitBuilder::calculate_params`]) and
-    /// returns them with the capacity.
+    /// returns them with the hashing and the capacity (a fitted capacity is fixed from here on).
     ///
     /// # Panics
     /// If the recorded hashes need more than the capacity, or the chip region does not fit in
     /// the usable rows of `2^k`.
     pub fn calculate_params(&mut self, minimum_rows: Option<usize>) -> HashingCircuitParams {
         let base = self.builder.calculate_params(minimum_rows);
-        let params = HashingCircuitParams {
-            base,
-            capacity: self.capacity,
-        };
+        self.set_base_params(base)
+    }
+
+    /// Sets halo2-base's parameters (a layout chosen elsewhere, as `collar stats` does) and
+    /// returns the circuit's; a fitted capacity is fixed from here on.
+    ///
+    /// # Panics
+    /// As [`HashingCircuit::calculate_params`].
+    pub fn set_base_params(&mut self, base: BaseCircuitParams) -> HashingCircuitParams {
+        self.builder.set_params(base.clone());
+        self.capacity = Some(self.capacity());
+        let params = self.params();
         let used = self.hasher.permutations();
         assert!(
-            used <= self.capacity,
+            used <= params.capacity,
             "{used} permutations recorded, capacity {}",
-            self.capacity
+            params.capacity
         );
         let usable = Self::usable_rows(&params);
         assert!(
@@ -234,19 +299,7 @@ impl HashingCircuit {
     /// The chip witness of every slot: the recorded hashes in order, then hashes of the empty
     /// input up to the capacity, with the test mutations applied.
     fn chip_witnesses(&self, calls: &[HashCall]) -> Vec<HashWitness> {
-        let used: usize = calls.iter().map(HashCall::permutations).sum();
-        let mut witnesses: Vec<HashWitness> = calls
-            .iter()
-            .map(|c| {
-                let inputs: Vec<Fr> = c.inputs.iter().map(|v| v.value.evaluate()).collect();
-                hash_witness(&inputs)
-            })
-            .collect();
-        let empty = hash_witness(&[]);
-        witnesses.extend(std::iter::repeat_n(
-            empty,
-            self.capacity.saturating_sub(used),
-        ));
+        let mut witnesses = honest_witnesses(calls, self.capacity());
         for m in &self.mutations {
             let mut offset = 0;
             let w = witnesses
@@ -264,14 +317,15 @@ impl HashingCircuit {
 }
 
 impl Circuit<Fr> for HashingCircuit {
-    type Config = (BaseConfig<Fr>, Pow5Config);
+    type Config = (BaseConfig<Fr>, Option<Pow5Config>);
     type FloorPlanner = SimpleFloorPlanner;
     type Params = HashingCircuitParams;
 
     fn params(&self) -> Self::Params {
         HashingCircuitParams {
             base: self.builder.config_params.clone(),
-            capacity: self.capacity,
+            hashing: self.hashing,
+            capacity: self.capacity(),
         }
     }
 
@@ -285,11 +339,14 @@ impl Circuit<Fr> for HashingCircuit {
         params: Self::Params,
     ) -> Self::Config {
         let mut base = BaseConfig::configure(meta, params.base.clone());
+        if params.hashing == Hashing::HaloBase {
+            return (base, None);
+        }
         let pow5 = Pow5Chip::configure_new_columns(meta);
         // The chip queries at most two rotations per column, so the blinding rows halo2-base
         // computed stay right; refresh them anyway in case that ever changes.
         base.set_usable_rows((1usize << params.base.k) - meta.minimum_rows());
-        (base, pow5)
+        (base, Some(pow5))
     }
 
     fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
@@ -307,9 +364,12 @@ impl Circuit<Fr> for HashingCircuit {
         (base_config, pow5_config): Self::Config,
         mut layouter: impl Layouter<Fr>,
     ) -> Result<(), Error> {
+        let Some(pow5_config) = pow5_config else {
+            return self.builder.synthesize(base_config, layouter);
+        };
         let calls = self.hasher.calls();
         let used: usize = calls.iter().map(HashCall::permutations).sum();
-        if used > self.capacity {
+        if used > self.capacity() {
             return Err(Error::Synthesis);
         }
         if self.chip_rows() > base_config.gate().max_rows {
@@ -369,6 +429,24 @@ impl Circuit<Fr> for HashingCircuit {
         }
         result
     }
+}
+
+/// The honest chip witness: `calls` in order, then hashes of the empty input up to `capacity`
+/// permutations.
+fn honest_witnesses(calls: &[HashCall], capacity: usize) -> Vec<HashWitness> {
+    let used: usize = calls.iter().map(HashCall::permutations).sum();
+    let mut witnesses: Vec<HashWitness> = calls
+        .iter()
+        .map(|c| {
+            let inputs: Vec<Fr> = c.inputs.iter().map(|v| v.value.evaluate()).collect();
+            hash_witness(&inputs)
+        })
+        .collect();
+    witnesses.extend(std::iter::repeat_n(
+        hash_witness(&[]),
+        capacity.saturating_sub(used),
+    ));
+    witnesses
 }
 
 /// Locks `m`, recovering its data if a panic elsewhere poisoned it.

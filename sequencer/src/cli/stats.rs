@@ -1,5 +1,6 @@
 //! `collar stats`: the batch circuit's size and cost for a given shape, for researchers.
 
+use collar_circuits::poseidon::Hashing;
 use collar_circuits::stats::{circuit_stats, SlotFill, StatsShape};
 
 /// Arguments of `collar stats`.
@@ -28,6 +29,10 @@ pub struct Args {
     /// times, the proof size and peak memory (slow at production depth).
     #[arg(long)]
     pub prove: bool,
+    /// Poseidon implementation: the dedicated `pow5` chip (production) or `halo2-base`'s
+    /// hasher (the baseline).
+    #[arg(long, default_value = "pow5")]
+    pub hashing: Hashing,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -45,6 +50,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     shape.max_positions = a.positions;
     shape.k = a.k;
     shape.prove = a.prove;
+    shape.hashing = a.hashing;
     shape.fill = match a.fill.as_str() {
         "trades" => SlotFill::Trades,
         "one-trade" => SlotFill::OneTrade,
