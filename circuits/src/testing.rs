@@ -86,8 +86,7 @@ pub struct MockOutcome<R> {
     pub advice_cells: usize,
     /// Rows of the Pow5 chip region (0 with halo2-base hashing).
     pub chip_rows: usize,
-    /// The honest chip region (values and row gates), filled only by [`MockRun::sweep`]'s
-    /// unmutated run.
+    /// The honest chip region: each row's values and gate (empty with halo2-base hashing).
     pub chip_region: Vec<([Fr; ADVICE_COLUMNS], RowKind)>,
 }
 
@@ -148,7 +147,7 @@ impl MockRun {
         chip: Option<ChipMutation>,
         instances: Option<Vec<Fr>>,
     ) -> MockOutcome<R> {
-        self.run_full(build, mutation, chip, instances, false)
+        self.run_full(build, mutation, chip, instances)
     }
 
     fn run_full<R>(
@@ -157,7 +156,6 @@ impl MockRun {
         mutation: Option<Mutation>,
         chip: Option<ChipMutation>,
         instances: Option<Vec<Fr>>,
-        region: bool,
     ) -> MockOutcome<R> {
         let builder = BaseCircuitBuilder::<Fr>::new(false)
             .use_k(self.k as usize)
@@ -184,11 +182,7 @@ impl MockRun {
             circuit.mutate_chip_cell(m);
         }
         let chip_rows = circuit.chip_rows();
-        let chip_region = if region {
-            circuit.chip_region()
-        } else {
-            Vec::new()
-        };
+        let chip_region = circuit.chip_region();
         let instances = instances.unwrap_or(values);
         let prover = MockProver::run(self.k, &circuit, vec![instances]).expect("mock prover runs");
         let failures = match prover.verify() {
@@ -273,7 +267,6 @@ impl MockRun {
             None,
             None,
             Some(instances.to_vec()),
-            true,
         );
         assert!(base.is_satisfied(), "{:?}", base.failures);
         let region = base.chip_region;

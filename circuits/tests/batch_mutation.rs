@@ -4,9 +4,12 @@
 //! fixed to the native ones. Every mutation must be rejected, unless it hits a free cell: the
 //! inverse witness of halo2-base's `is_zero` at a zero input, which does not change the
 //! statement proven (the accepted witness proves the same public inputs, so the reference
-//! model's batch is unchanged). The test prints "M mutations, R rejected, F free, 0 unexplained".
+//! model's batch is unchanged). The batch hashes with the Pow5 chip, and the campaign samples as
+//! many chip cells (cells a chip gate uses) as context cells. The test prints "M mutations, R
+//! rejected, F free, 0 unexplained".
 
 use collar_circuits::batch::{build_batch, BatchWitness};
+use collar_circuits::pow5::ChipMutation;
 use collar_circuits::testing::{MockRun, Mutation};
 use collar_protocol::batch;
 use collar_protocol::testkit::Harness;
@@ -107,7 +110,17 @@ fn sampled_mutations_are_rejected_or_free() {
         Some(expected.clone()),
     );
     assert!(base.is_satisfied(), "{:?}", base.failures);
+    let region = base.chip_region;
     let values = base.output;
+    let chip_cells: Vec<(usize, usize)> = region
+        .iter()
+        .enumerate()
+        .flat_map(|(row, (_, kind))| kind.used_columns().iter().map(move |c| (row, *c)))
+        .collect();
+    assert!(
+        !chip_cells.is_empty(),
+        "the batch hashes with the Pow5 chip"
+    );
 
     let samples: usize = std::env::var("COLLAR_MUTATIONS")
         .ok()
@@ -121,11 +134,21 @@ fn sampled_mutations_are_rejected_or_free() {
         })
         .filter(|(o, v)| values[*o] != *v)
         .collect();
+    let chip_plan: Vec<ChipMutation> = (0..samples)
+        .map(|i| {
+            let (row, column) = chip_cells[rng.gen_range(0..chip_cells.len())];
+            let value = mutated(i, region[row].0[column], &mut rng);
+            ChipMutation { row, column, value }
+        })
+        .filter(|m| region[m.row].0[m.column] != m.value)
+        .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let accepted = std::sync::Mutex::new(Vec::new());
+    let chip_accepted = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for t in 0..threads {
-            let (plan, w, expected, accepted) = (&plan, &w, &expected, &accepted);
+            let (plan, chip_plan, w, expected) = (&plan, &chip_plan, &w, &expected);
+            let (accepted, chip_accepted) = (&accepted, &chip_accepted);
             scope.spawn(move || {
                 for &(offset, value) in plan.iter().skip(t).step_by(threads) {
                     let out = run.run(
@@ -137,6 +160,17 @@ fn sampled_mutations_are_rejected_or_free() {
                         accepted.lock().unwrap().push(offset);
                     }
                 }
+                for &m in chip_plan.iter().skip(t).step_by(threads) {
+                    let out = run.run_mutating(
+                        |ctx, range| ((), build_batch(ctx, range, w)),
+                        None,
+                        Some(m),
+                        Some(expected.clone()),
+                    );
+                    if out.is_satisfied() {
+                        chip_accepted.lock().unwrap().push((m.row, m.column));
+                    }
+                }
             });
         }
     });
@@ -145,16 +179,26 @@ fn sampled_mutations_are_rejected_or_free() {
     // any inverse then satisfies the gate and the output is unchanged.
     let free = |o: usize| o > 0 && values[o - 1] == Fr::zero() && values[o] == Fr::one();
     let unexplained: Vec<usize> = accepted.iter().copied().filter(|o| !free(*o)).collect();
+    let chip_accepted = chip_accepted.into_inner().unwrap();
     println!(
-        "{} mutations of {} advice cells, {} rejected, {} accepted at free is_zero inverses, {} unexplained",
+        "{} mutations of {} context advice cells, {} rejected, {} accepted at free is_zero \
+         inverses, {} unexplained; {} mutations of {} Pow5 chip cells, {} rejected, {} accepted",
         plan.len(),
         values.len(),
         plan.len() - accepted.len(),
         accepted.len() - unexplained.len(),
-        unexplained.len()
+        unexplained.len(),
+        chip_plan.len(),
+        chip_cells.len(),
+        chip_plan.len() - chip_accepted.len(),
+        chip_accepted.len()
     );
     assert!(
         unexplained.is_empty(),
         "accepted mutations at {unexplained:?}"
+    );
+    assert!(
+        chip_accepted.is_empty(),
+        "accepted chip mutations at {chip_accepted:?}"
     );
 }

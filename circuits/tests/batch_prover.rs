@@ -23,9 +23,12 @@ const PINNED_VK: &str = "0x207680858af6ab6461ad25f31f1b9104cd11e4f69fe8d04720d0b
 /// Layout of the same shape hashing with the Pow5 chip: k, flex-gate advice columns, fixed
 /// columns, lookup advice columns, Pow5 permutations.
 const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
-    (17, &[11], 1, &[1, 0, 0], 0);
+    (17, &[1], 1, &[1, 0, 0], 564);
+/// Its constraint degree: the chip's gates have degree 4, but with a single flex-gate advice
+/// column halo2-base range-checks through its selector lookup (`lookup`), of degree 5.
+const PINNED_POW5_DEGREE: usize = 5;
 /// `transcript_repr` of its verifying key.
-const PINNED_POW5_VK: &str = "0x0";
+const PINNED_POW5_VK: &str = "0x1fa22d18c9e6e8e2e0765648368a31b136b0ff874b4239db3f04e928c14bfd8c";
 
 /// The baseline path is the circuit it was before the Pow5 chip: same layout, same key.
 #[test]
@@ -93,7 +96,7 @@ fn real_proof_verifies_and_tampering_is_rejected() {
         ),
         (
             PINNED_POW5_LAYOUT,
-            PINNED_DEGREE,
+            PINNED_POW5_DEGREE,
             PINNED_POW5_VK.to_string()
         ),
         "circuit layout, constraint degree or verifying key changed"

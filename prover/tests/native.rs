@@ -329,11 +329,36 @@ fn malformed_files_give_typed_errors() {
     ));
     assert!(matches!(vk_err(&vk[..40]), FormatError::Truncated { .. }));
     let mut vk2 = vk.clone();
-    vk2[8] = 2;
+    vk2[8] = 9;
     assert!(matches!(
         vk_err(&vk2),
-        FormatError::UnsupportedVersion { found: 2, .. }
+        FormatError::UnsupportedVersion { found: 9, .. }
     ));
+    // The hashing byte (after magic, version, circuit id, SRS id and the halo2-base
+    // configuration of one advice phase and three lookup phases): an unknown code, and
+    // halo2-base hashing with a Pow5 capacity, are refused.
+    let c = vk_of(f).config();
+    assert_eq!(
+        (
+            c.base.num_advice_per_phase.len(),
+            c.base.num_lookup_advice_per_phase.len()
+        ),
+        (1, 3)
+    );
+    let hashing_at = 8 + 2 + 4 + vk_of(f).circuit_id().len() + 1 + 32 + 4 + 8 + 4 + 16 + 5 + 4;
+    assert_eq!(vk[hashing_at], 1, "Pow5");
+    let mut unknown = vk.clone();
+    unknown[hashing_at] = 7;
+    assert!(matches!(
+        vk_err(&unknown),
+        FormatError::UnknownCode {
+            what: "hashing",
+            code: 7
+        }
+    ));
+    let mut base = vk.clone();
+    base[hashing_at] = 0;
+    assert!(matches!(vk_err(&base), FormatError::InvalidConfig(_)));
     let mut vk_tail = vk.clone();
     vk_tail.push(0);
     assert!(matches!(

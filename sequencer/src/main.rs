@@ -30,6 +30,9 @@ enum Command {
     /// Report the batch circuit's size (k, columns, rows, cells per component and per
     /// transaction type) and, with --prove, keygen/prove/verify times and peak memory.
     Stats(cli::stats::Args),
+    /// Proving cost per trade for several batch capacities, halo2-base's Poseidon beside the
+    /// Pow5 chip: a Markdown table, JSON and an SVG plot written to a folder.
+    Bench(cli::bench::Args),
     /// Verify a proof artifact against a verifying-key file (exit status 0 when valid).
     Verify(cli::verify::Args),
 }
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = match cli.command {
         Command::Stats(a) => return cli::stats::run(a),
+        Command::Bench(a) => return cli::bench::run(a),
         Command::Verify(a) => return cli::verify::run(a),
         other => other,
     };
@@ -50,7 +54,7 @@ fn main() -> anyhow::Result<()> {
             Command::Prover(a) => cli::prover::run(a).await,
             Command::Demo(a) => cli::demo::run(a).await,
             Command::Load(a) => cli::load::run(a).await,
-            Command::Stats(_) | Command::Verify(_) => {
+            Command::Stats(_) | Command::Bench(_) | Command::Verify(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }

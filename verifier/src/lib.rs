@@ -335,7 +335,13 @@ fn verifier_params(vk: &VerifyingKeyFile) -> Result<ParamsKZG<Bn256>, VerifyErro
                 source: FormatError::InvalidVk(format!("KZG points: {e}")),
             }
         })?;
-    let params = base.from_parts(vk.config().base.k as u32, vec![g0], Some(vec![g0]), g2, s_g2);
+    let params = base.from_parts(
+        vk.config().base.k as u32,
+        vec![g0],
+        Some(vec![g0]),
+        g2,
+        s_g2,
+    );
     debug_assert_eq!(params.k(), vk.config().base.k as u32);
     Ok(params)
 }

@@ -233,13 +233,13 @@ fn write_config(w: &mut Writer, hc: &HashingCircuitParams) -> Result<(), FormatE
 fn check_hashing(c: &HashingCircuitParams) -> Result<(), FormatError> {
     let bad = |m: String| Err(FormatError::InvalidConfig(m));
     match c.hashing {
-        Hashing::HaloBase if c.capacity != 0 => {
-            bad(format!("halo2-base hashing with a Pow5 capacity of {}", c.capacity))
-        }
-        _ if c.capacity > MAX_CAPACITY as usize => bad(format!(
-            "Pow5 capacity {} above {MAX_CAPACITY}",
+        Hashing::HaloBase if c.capacity != 0 => bad(format!(
+            "halo2-base hashing with a Pow5 capacity of {}",
             c.capacity
         )),
+        _ if c.capacity > MAX_CAPACITY as usize => {
+            bad(format!("Pow5 capacity {} above {MAX_CAPACITY}", c.capacity))
+        }
         _ => Ok(()),
     }
 }

@@ -1,5 +1,6 @@
 //! Subcommands of the `collar` binary, one module each, plus shared argument groups.
 
+pub mod bench;
 pub mod demo;
 pub mod load;
 pub mod node;
@@ -17,6 +18,24 @@ pub fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A progress bar of `len` steps on stderr when it is a terminal (hidden otherwise: the
+/// subcommand logs through `tracing` instead).
+pub fn progress_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "[{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
 }
 
 /// Genesis selection shared by subcommands.

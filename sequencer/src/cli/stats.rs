@@ -36,6 +36,9 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file (what `collar bench` reads).
+    #[arg(long)]
+    pub json_out: Option<std::path::PathBuf>,
 }
 
 /// Runs `collar stats`.
@@ -57,6 +60,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         _ => SlotFill::Mixed,
     };
     let stats = circuit_stats(&shape)?;
+    if let Some(path) = &a.json_out {
+        std::fs::write(path, serde_json::to_vec_pretty(&stats)?)?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
     } else {
