@@ -51,9 +51,13 @@ pub fn account_margin_in_market(
 ) -> AssignedMargin {
     crate::stats::measure(crate::stats::Component::Margin, ctx, |ctx| {
         let gate = range.gate();
-        let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedSeries) -> Ranged, idx| {
+        // One indicator per position serves every field it reads (halo2-base's
+        // `select_from_idx` would rebuild it per field).
+        let pick = |ctx: &mut Context<Fr>,
+                    f: &dyn Fn(&AssignedSeries) -> Ranged,
+                    indicator: &[AssignedValue<Fr>]| {
             let c: Vec<Ranged> = market.series.iter().map(f).collect();
-            Ranged::select_from_idx(ctx, gate, &c, idx)
+            Ranged::select_by_indicator(ctx, gate, &c, indicator)
         };
         let bits = (usize::BITS - market.series.len().leading_zeros()) as usize + 1;
         let mut terms = Vec::with_capacity(acc.positions.len());
@@ -67,11 +71,18 @@ pub fn account_margin_in_market(
             let ok = gate.or(ctx, registered, p.empty);
             gate.assert_is_const(ctx, &ok, &Fr::one());
 
-            let strike = pick(ctx, &|s| s.strike, idx);
-            let contract_size = pick(ctx, &|s| s.contract_size, idx);
-            let mark = pick(ctx, &|s| s.mark, idx);
-            let underlying = pick(ctx, &|s| s.underlying, idx);
-            let is_put = gate.select_from_idx(ctx, market.series.iter().map(|s| s.is_put), idx);
+            // Exactly one 1, at `idx` (< the series count, so inside the list) for a held
+            // position; all zeros only for an empty one, whose terms multiply size 0.
+            let indicator = gate.idx_to_indicator(ctx, idx, market.series.len());
+            let strike = pick(ctx, &|s| s.strike, &indicator);
+            let contract_size = pick(ctx, &|s| s.contract_size, &indicator);
+            let mark = pick(ctx, &|s| s.mark, &indicator);
+            let underlying = pick(ctx, &|s| s.underlying, &indicator);
+            let is_put = gate.select_by_indicator(
+                ctx,
+                market.series.iter().map(|s| s.is_put),
+                indicator.iter().copied(),
+            );
             let und = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedUnderlying) -> Ranged| {
                 let c: Vec<Ranged> = market.underlyings.iter().map(f).collect();
                 Ranged::select_from_idx(ctx, gate, &c, underlying.cell())

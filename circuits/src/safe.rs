@@ -124,6 +124,33 @@ impl Ranged {
         Self::widened(cell, bits)
     }
 
+    /// `Σ indicator[i]·candidates[i]`: the entry the indicator marks, or 0. Several selects by
+    /// one index share its indicator this way (halo2-base's `select_from_idx` rebuilds it per
+    /// call).
+    ///
+    /// Assumes `indicator` came from halo2-base's `idx_to_indicator` over `candidates.len()`
+    /// entries (boolean cells, at most one 1): then the result is one of the candidates or 0
+    /// and carries their widest bound.
+    pub fn select_by_indicator(
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        candidates: &[Ranged],
+        indicator: &[AssignedValue<Fr>],
+    ) -> Ranged {
+        assert_eq!(
+            candidates.len(),
+            indicator.len(),
+            "one indicator per candidate"
+        );
+        let bits = candidates.iter().map(|c| c.bits).max().unwrap_or(1);
+        let cell = gate.select_by_indicator(
+            ctx,
+            candidates.iter().map(|c| c.cell),
+            indicator.iter().copied(),
+        );
+        Self::widened(cell, bits)
+    }
+
     /// Returns the boolean cell `self < other`.
     pub fn is_lt(
         &self,
