@@ -24,6 +24,7 @@ use crate::pow5::{Pow5Hasher, CELLS_PER_PERMUTATION};
 #[serde(rename_all = "kebab-case")]
 pub enum Hashing {
     /// halo2-base's `PoseidonHasher` in the flex gate (the baseline).
+    #[serde(rename = "halo2-base")]
     HaloBase,
     /// The dedicated Pow5 chip (the production path).
     #[default]

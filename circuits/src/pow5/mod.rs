@@ -1,7 +1,10 @@
 //! A dedicated Poseidon chip (the Pow5 design: width 3, x^5 S-box) computing exactly
 //! `collar_protocol::poseidon::hash` (PROTOCOL.md §3.1), and its integration with halo2-base.
 //!
-//! Standalone for now: the batch circuit still hashes with [`crate::poseidon::PoseidonChip`].
+//! The batch circuit hashes through it: [`crate::poseidon::PoseidonChip::new`] returns a chip
+//! backed by the [`Pow5Hasher`] of the [`HashingCircuit`] being built (see
+//! [`HashingCircuit::build`]), and [`crate::batch::keygen_circuit`] /
+//! [`crate::batch::prover_circuit`] build the batch circuit that way.
 //!
 //! # Chip ([`Pow5Chip`], [`Pow5Config`], [`PoseidonInstructions`])
 //!

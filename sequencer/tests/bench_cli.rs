@@ -1,0 +1,71 @@
+//! `collar bench` through the real binary, at the small shape without proving: it measures both
+//! hashings in one run and writes the table, the JSON and the plot.
+
+use std::process::Command;
+
+#[test]
+fn bench_writes_a_report_comparing_both_hashings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collar"))
+        .args(["bench", "--small", "--no-prove", "--capacities", "1,2"])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .expect("collar bench runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4, "two capacities × two hashings");
+    for cap in [1, 2] {
+        let cells = |hashing: &str| {
+            points
+                .iter()
+                .find(|p| p["capacity"] == cap && p["hashing"] == hashing)
+                .and_then(|p| p["cells_per_trade"].as_f64())
+                .unwrap_or_else(|| panic!("capacity {cap}, {hashing} measured"))
+        };
+        let (old, new) = (cells("halo2-base"), cells("pow5"));
+        assert!(new > 0.0 && new < old, "capacity {cap}: {new} vs {old}");
+        assert!(
+            points
+                .iter()
+                .all(|p| p["trades_per_second"].is_null() && p["stats"]["proving"].is_null()),
+            "--no-prove proves nothing"
+        );
+    }
+
+    let md = std::fs::read_to_string(dir.path().join("bench.md")).unwrap();
+    assert!(
+        md.contains("| 1 | halo2-base |") && md.contains("| 2 | pow5 |"),
+        "{md}"
+    );
+    assert!(md.contains("fewer advice cells per trade"), "{md}");
+    let svg = std::fs::read_to_string(dir.path().join("bench.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("capacity 2"),
+        "{svg}"
+    );
+}
+
+#[test]
+fn bench_refuses_a_zero_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collar"))
+        .args(["bench", "--small", "--no-prove", "--capacities", "0"])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .expect("collar bench runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("capacity above 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
