@@ -147,16 +147,6 @@ impl MockRun {
         chip: Option<ChipMutation>,
         instances: Option<Vec<Fr>>,
     ) -> MockOutcome<R> {
-        self.run_full(build, mutation, chip, instances)
-    }
-
-    fn run_full<R>(
-        &self,
-        build: impl FnOnce(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>),
-        mutation: Option<Mutation>,
-        chip: Option<ChipMutation>,
-        instances: Option<Vec<Fr>>,
-    ) -> MockOutcome<R> {
         let builder = BaseCircuitBuilder::<Fr>::new(false)
             .use_k(self.k as usize)
             .use_lookup_bits(self.lookup_bits)
@@ -256,7 +246,7 @@ impl MockRun {
     where
         B: Fn(&mut Context<Fr>, &RangeChip<Fr>) -> (R, Vec<AssignedValue<Fr>>) + Sync,
     {
-        let base = self.run_full(
+        let base = self.run_mutating(
             |ctx, range| {
                 let ((r, public), breakdown) =
                     crate::stats::metered(range, ctx, |ctx| build(ctx, range))

@@ -4,11 +4,12 @@
 
 use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchWitness};
 use collar_circuits::poseidon::Hashing;
+use collar_circuits::pow5::HashingCircuitParams;
 use collar_protocol::batch;
 use collar_protocol::testkit::Harness;
 use collar_protocol::ProtocolParams;
-use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr};
-use halo2_base::halo2_proofs::plonk::{keygen_pk, keygen_vk};
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_base::halo2_proofs::plonk::{keygen_pk, keygen_vk, VerifyingKey};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_base::utils::testing::{check_proof_with_instances, gen_proof_with_instances};
 use rand::SeedableRng;
@@ -30,32 +31,50 @@ const PINNED_POW5_DEGREE: usize = 5;
 /// `transcript_repr` of its verifying key.
 const PINNED_POW5_VK: &str = "0x21fd391451ce6f957076bcf2f886801fd8269f8c89bddfa42e05f85c8c096687";
 
-/// The baseline path (halo2-base's Poseidon, what `collar bench` compares against) is pinned
-/// too: its layout is what the circuit had before the Pow5 chip.
-#[test]
-fn halo2_base_hashing_layout_and_key_are_pinned() {
+/// The pinned shape of a circuit: (k, flex-gate advice columns, fixed columns, lookup advice
+/// columns, Pow5 permutations), its constraint degree and its verifying key.
+type Pin<'a> = (
+    (usize, &'a [usize], usize, &'a [usize], usize),
+    usize,
+    String,
+);
+
+fn pin<'a>(config: &'a HashingCircuitParams, vk: &VerifyingKey<G1Affine>) -> Pin<'a> {
+    (
+        (
+            config.base.k,
+            config.base.num_advice_per_phase.as_slice(),
+            config.base.num_fixed,
+            config.base.num_lookup_advice_per_phase.as_slice(),
+            config.capacity,
+        ),
+        vk.cs().degree(),
+        format!("{:?}", vk.transcript_repr()),
+    )
+}
+
+/// A deposit batch of the small shape in 2 slots: its witness and native public inputs.
+fn deposit_batch() -> (BatchWitness, Vec<Fr>) {
     let mut h = Harness::new(ProtocolParams::small(), 1);
     let before = h.state.clone();
     let tx = h.deposit(5, 1_234).tx;
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 1, &[tx]).unwrap();
     let w = BatchWitness::new(&before, &exec, 2).unwrap();
+    (w, exec.public_inputs.to_fields().to_vec())
+}
+
+/// The baseline path (halo2-base's Poseidon, what `collar bench` compares against) is pinned
+/// too: its layout is what the circuit had before the Pow5 chip.
+#[test]
+fn halo2_base_hashing_layout_and_key_are_pinned() {
+    let (w, _) = deposit_batch();
     let srs = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::seed_from_u64(42));
     let mut keygen = keygen_circuit(&w, K, LOOKUP_BITS, Hashing::HaloBase);
     let config = keygen.calculate_params(Some(9));
     let vk = keygen_vk(&srs, &keygen).unwrap();
     assert_eq!(
-        (
-            (
-                config.base.k,
-                config.base.num_advice_per_phase.as_slice(),
-                config.base.num_fixed,
-                config.base.num_lookup_advice_per_phase.as_slice(),
-                config.capacity,
-            ),
-            vk.cs().degree(),
-            format!("{:?}", vk.transcript_repr()),
-        ),
+        pin(&config, &vk),
         (
             (17, &[11][..], 1, &[1, 0, 0][..], 0),
             PINNED_DEGREE,
@@ -67,13 +86,7 @@ fn halo2_base_hashing_layout_and_key_are_pinned() {
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
-    let mut h = Harness::new(ProtocolParams::small(), 1);
-    let before = h.state.clone();
-    let tx = h.deposit(5, 1_234).tx;
-    let mut s = before.clone();
-    let exec = batch::execute(&mut s, 1, &[tx]).unwrap();
-    let w = BatchWitness::new(&before, &exec, 2).unwrap();
-    let expected = exec.public_inputs.to_fields().to_vec();
+    let (w, expected) = deposit_batch();
 
     // Development SRS: insecure, for tests only.
     let srs = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::seed_from_u64(42));
@@ -84,17 +97,7 @@ fn real_proof_verifies_and_tampering_is_rejected() {
     // the constraint degree or the verifying key, and this test says so. Update the pins only
     // for an intended change, and say why in the commit.
     assert_eq!(
-        (
-            (
-                config.base.k,
-                config.base.num_advice_per_phase.as_slice(),
-                config.base.num_fixed,
-                config.base.num_lookup_advice_per_phase.as_slice(),
-                config.capacity,
-            ),
-            vk.cs().degree(),
-            format!("{:?}", vk.transcript_repr()),
-        ),
+        pin(&config, &vk),
         (
             PINNED_POW5_LAYOUT,
             PINNED_POW5_DEGREE,

@@ -1,17 +1,22 @@
 //! `collar bench` through the real binary, at the small shape without proving: it measures both
 //! hashings in one run and writes the table, the JSON and the plot.
 
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// `collar bench --small --no-prove --capacities CAPACITIES --out DIR`.
+fn bench(capacities: &str, dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_collar"))
+        .args(["bench", "--small", "--no-prove", "--capacities", capacities])
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("collar bench runs")
+}
 
 #[test]
 fn bench_writes_a_report_comparing_both_hashings() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_collar"))
-        .args(["bench", "--small", "--no-prove", "--capacities", "1,2"])
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .expect("collar bench runs");
+    let out = bench("1,2", dir.path());
     assert!(
         out.status.success(),
         "{}",
@@ -56,12 +61,7 @@ fn bench_writes_a_report_comparing_both_hashings() {
 #[test]
 fn bench_refuses_a_zero_capacity() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_collar"))
-        .args(["bench", "--small", "--no-prove", "--capacities", "0"])
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .expect("collar bench runs");
+    let out = bench("0", dir.path());
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("capacity above 0"),
