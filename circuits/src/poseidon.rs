@@ -135,14 +135,6 @@ impl PoseidonChip {
         })
     }
 
-    /// Which implementation this chip uses.
-    pub fn hashing(&self) -> Hashing {
-        match self.backend {
-            Backend::HaloBase(_) => Hashing::HaloBase,
-            Backend::Pow5(_) => Hashing::Pow5,
-        }
-    }
-
     /// `H(inputs)` for a fixed-length input; constrains the result (with Pow5, once the
     /// enclosing [`HashingCircuit`](crate::pow5::HashingCircuit) is synthesized).
     pub fn hash(

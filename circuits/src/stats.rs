@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::{build_batch, prover_circuit, BatchCircuitError, BatchWitness};
 use crate::poseidon::Hashing;
-use crate::pow5::{HashingCircuit, HashingCircuitParams, ADVICE_COLUMNS};
+use crate::pow5::{HashingCircuit, HashingCircuitParams};
 
 /// A part of the circuit that cells are attributed to (exclusively; see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -690,7 +690,7 @@ pub fn build(shape: &StatsShape) -> Result<Built, StatsError> {
     let advice_cells = stats.gate.total_advice_per_phase.iter().sum::<usize>() as u64 + chip_cells;
     let lookup_cells = stats.total_lookup_advice_per_phase.iter().sum::<usize>() as u64;
     let fixed_cells = stats.gate.total_fixed as u64;
-    let chip_columns = if chip_cells > 0 { ADVICE_COLUMNS } else { 0 };
+    let chip_columns = circuit.chip_advice_columns();
     let chip_rows = circuit.chip_rows();
     let columns = |c: &BaseCircuitParams| c.num_advice_per_phase[0] + chip_columns;
     let fits = |c: &BaseCircuitParams| {
@@ -996,11 +996,7 @@ pub fn stats_of(built: &Built, params: ProtocolParams) -> CircuitStats {
     let k = c.k as u32;
     let usable_rows = (1usize << k) - BLINDING_ROWS;
     let chip_rows = built.circuit.chip_rows();
-    let chip_advice_columns = if built.config.hashing == Hashing::Pow5 {
-        ADVICE_COLUMNS
-    } else {
-        0
-    };
+    let chip_advice_columns = built.circuit.chip_advice_columns();
     let flex_columns = c.num_advice_per_phase.iter().sum::<usize>();
     let advice_columns = flex_columns + chip_advice_columns;
     let lookup_advice_columns = c.num_lookup_advice_per_phase.iter().sum::<usize>();

@@ -84,8 +84,6 @@ pub struct MockOutcome<R> {
     pub failures: BTreeSet<Failure>,
     /// Number of advice cells in the main context (the mutation space).
     pub advice_cells: usize,
-    /// Rows of the Pow5 chip region (0 with halo2-base hashing).
-    pub chip_rows: usize,
     /// The honest chip region: each row's values and gate (empty with halo2-base hashing).
     pub chip_region: Vec<([Fr; ADVICE_COLUMNS], RowKind)>,
 }
@@ -171,7 +169,6 @@ impl MockRun {
             );
             circuit.mutate_chip_cell(m);
         }
-        let chip_rows = circuit.chip_rows();
         let chip_region = circuit.chip_region();
         let instances = instances.unwrap_or(values);
         let prover = MockProver::run(self.k, &circuit, vec![instances]).expect("mock prover runs");
@@ -183,7 +180,6 @@ impl MockRun {
             output,
             failures,
             advice_cells,
-            chip_rows,
             chip_region,
         }
     }

@@ -216,6 +216,15 @@ impl HashingCircuit {
         self.capacity() * ROWS_PER_PERMUTATION
     }
 
+    /// Advice columns the chip adds: 8 with Pow5 hashing (configured whatever the capacity), 0
+    /// with halo2-base's.
+    pub fn chip_advice_columns(&self) -> usize {
+        match self.hashing {
+            Hashing::HaloBase => 0,
+            Hashing::Pow5 => ADVICE_COLUMNS,
+        }
+    }
+
     /// Advice cells of the chip region (`chip_rows · 8`), whether the capacity is used or not.
     pub fn chip_advice_cells(&self) -> usize {
         self.chip_rows() * ADVICE_COLUMNS
