@@ -14,4 +14,5 @@ pub mod poseidon;
 pub mod pow5;
 pub mod safe;
 pub mod stats;
+pub mod table;
 pub mod testing;

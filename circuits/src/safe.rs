@@ -60,6 +60,12 @@ impl Ranged {
         }
     }
 
+    /// Wraps a boolean cell as a 1-bit value. Assumes `cell` is already constrained to
+    /// `{0, 1}` (e.g. by `assert_bit` where it was loaded); nothing is added here.
+    pub fn from_bit(cell: AssignedValue<Fr>) -> Self {
+        Self { cell, bits: 1 }
+    }
+
     /// The underlying cell.
     pub fn cell(&self) -> AssignedValue<Fr> {
         self.cell
@@ -109,24 +115,9 @@ impl Ranged {
         Self::widened(c, a.bits.max(b.bits))
     }
 
-    /// Entry `idx` of `candidates` (0 if `idx` is out of range), via halo2-base's one-hot
-    /// `select_from_idx`. The result is one of the candidates or 0, so it carries their widest
-    /// bound without a new range check. Callers constrain `idx` themselves when an out-of-range
-    /// index must fail rather than read 0.
-    pub fn select_from_idx(
-        ctx: &mut Context<Fr>,
-        gate: &impl GateInstructions<Fr>,
-        candidates: &[Ranged],
-        idx: AssignedValue<Fr>,
-    ) -> Ranged {
-        let bits = candidates.iter().map(|c| c.bits).max().unwrap_or(1);
-        let cell = gate.select_from_idx(ctx, candidates.iter().map(|c| c.cell), idx);
-        Self::widened(cell, bits)
-    }
-
     /// `Σ indicator[i]·candidates[i]`: the entry the indicator marks, or 0. Several selects by
     /// one index share its indicator this way (halo2-base's `select_from_idx` rebuilds it per
-    /// call).
+    /// call); [`crate::table`] reads long lists more cheaply still.
     ///
     /// Assumes `indicator` came from halo2-base's `idx_to_indicator` over `candidates.len()`
     /// entries (boolean cells, at most one 1): then the result is one of the candidates or 0

@@ -20,7 +20,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the halo2-base-hashing verifying key for this test's shape (small
 /// params, 2 slots, dev SRS seed 42).
-const PINNED_VK: &str = "0x2da7eb6b32ffa64f71e10d0bccd8bc3ff963aba46c6f1a640762a2fd3feff7e5";
+const PINNED_VK: &str = "0x1f8ce2c8faa573077899bd427e8e160158120136b21543558d31e16bd036ec9c";
 /// Layout of the same shape hashing with the Pow5 chip: k, flex-gate advice columns, fixed
 /// columns, lookup advice columns, Pow5 permutations.
 const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
@@ -29,7 +29,7 @@ const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
 /// column halo2-base range-checks through its selector lookup (`lookup`), of degree 5.
 const PINNED_POW5_DEGREE: usize = 5;
 /// `transcript_repr` of its verifying key.
-const PINNED_POW5_VK: &str = "0x21fd391451ce6f957076bcf2f886801fd8269f8c89bddfa42e05f85c8c096687";
+const PINNED_POW5_VK: &str = "0x0dc97b2b6828a4ee6025c6a3c618d51ecd52fd56e46e51036c532b885b5e0591";
 
 /// The pinned shape of a circuit: (k, flex-gate advice columns, fixed columns, lookup advice
 /// columns, Pow5 permutations), its constraint degree and its verifying key.

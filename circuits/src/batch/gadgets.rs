@@ -7,9 +7,9 @@ use halo2_base::{AssignedValue, Context};
 
 use super::AssignedPort;
 use crate::account::{AssignedAccount, AssignedPosition};
-use crate::market::{AssignedSeries, AssignedUnderlying};
-use crate::portfolio::MarketView;
+use crate::portfolio::{MarketView, SeriesRow};
 use crate::safe::{Ranged, Signed};
+use crate::table::select_two_level;
 
 /// `(a - b)·sel == 0`: `a == b` whenever the selector is on.
 pub(crate) fn eq_if(
@@ -111,35 +111,45 @@ pub(crate) fn pay_capped(
     (paid, shortfall)
 }
 
-/// Whether the underlying at index `u` halts risk at `now` (PROTOCOL.md §9):
+/// For every underlying slot, whether it halts risk at `now` (PROTOCOL.md §9):
 /// `now < tripped_until` or `now - last_update > stale_after`.
 ///
-/// Assumes `u` indexes a loaded underlying (an out-of-range index reads zeros) and every
-/// underlying's `last_update <= now` (a state invariant: ticks set both).
+/// Assumes every underlying's `last_update <= now` (a state invariant: ticks set both, and an
+/// unused slot holds zeros); otherwise the circuit is unsatisfiable.
+pub(crate) fn halted_flags(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    view: &MarketView<'_>,
+    now: &Ranged,
+) -> Vec<AssignedValue<Fr>> {
+    let gate = range.gate();
+    view.underlyings
+        .iter()
+        .map(|x| {
+            let tripped = now.is_lt(ctx, range, &x.tripped_until);
+            let age = gate.sub(ctx, now.cell(), x.last_update.cell());
+            let age = Ranged::check(ctx, range, age, bounds::TIME_BITS);
+            let stale = x.durations[0].is_lt(ctx, range, &age);
+            gate.or(ctx, tripped, stale)
+        })
+        .collect()
+}
+
+/// Whether the underlying at index `u` halts risk at `now` ([`halted_flags`]; an index past
+/// the list reads 0). Assumptions as [`halted_flags`].
 pub(crate) fn underlying_halted(
     ctx: &mut Context<Fr>,
     range: &RangeChip<Fr>,
     view: &MarketView<'_>,
-    u: AssignedValue<Fr>,
+    u: &Ranged,
     now: &Ranged,
 ) -> AssignedValue<Fr> {
-    let gate = range.gate();
-    let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedUnderlying) -> Ranged| {
-        let c: Vec<Ranged> = view.underlyings.iter().map(f).collect();
-        Ranged::select_from_idx(ctx, gate, &c, u)
-    };
-    let tripped_until = pick(ctx, &|x| x.tripped_until);
-    let last_update = pick(ctx, &|x| x.last_update);
-    let stale_after = pick(ctx, &|x| x.durations[0]);
-    let tripped = now.is_lt(ctx, range, &tripped_until);
-    let age = gate.sub(ctx, now.cell(), last_update.cell());
-    let age = Ranged::check(ctx, range, age, bounds::TIME_BITS);
-    let stale = stale_after.is_lt(ctx, range, &age);
-    gate.or(ctx, tripped, stale)
+    let flags = halted_flags(ctx, range, view, now);
+    select_two_level(ctx, range, &flags, u)
 }
 
 /// Whether any held position of `acc` is on an underlying whose breaker halts risk at `now`
-/// (PROTOCOL.md §9). Assumptions as [`underlying_halted`].
+/// (PROTOCOL.md §9). Assumptions as [`halted_flags`].
 pub(crate) fn any_position_halted(
     ctx: &mut Context<Fr>,
     range: &RangeChip<Fr>,
@@ -148,11 +158,11 @@ pub(crate) fn any_position_halted(
     now: &Ranged,
 ) -> AssignedValue<Fr> {
     let gate = range.gate();
+    let flags = halted_flags(ctx, range, view, now);
     let mut any = ctx.load_zero();
-    let underlyings: Vec<Ranged> = view.series.iter().map(|s| s.underlying).collect();
     for p in &acc.positions {
-        let u = Ranged::select_from_idx(ctx, gate, &underlyings, p.series.cell());
-        let halted = underlying_halted(ctx, range, view, u.cell(), now);
+        let u = view.read_series(ctx, range, &p.series).underlying;
+        let halted = select_two_level(ctx, range, &flags, &u);
         let held = gate.not(ctx, p.empty);
         let counts = gate.and(ctx, halted, held);
         any = gate.or(ctx, any, counts);
@@ -279,21 +289,19 @@ impl SeriesRead {
         view: &MarketView<'_>,
         series: &Ranged,
     ) -> Self {
-        let gate = range.gate();
         let registered = range.is_less_than(ctx, series.cell(), view.series_count, 17);
-        let pick = |ctx: &mut Context<Fr>, f: &dyn Fn(&AssignedSeries) -> Ranged| {
-            let c: Vec<Ranged> = view.series.iter().map(f).collect();
-            Ranged::select_from_idx(ctx, gate, &c, series.cell())
-        };
-        let expiry = pick(ctx, &|s| s.expiry);
-        let underlying = pick(ctx, &|s| s.underlying);
-        let strike = pick(ctx, &|s| s.strike);
-        let contract_size = pick(ctx, &|s| s.contract_size);
-        let mark = pick(ctx, &|s| s.mark);
-        let settlement_price = pick(ctx, &|s| s.settlement_price);
-        let is_put = gate.select_from_idx(ctx, view.series.iter().map(|s| s.is_put), series.cell());
-        let spots: Vec<Ranged> = view.underlyings.iter().map(|u| u.spot).collect();
-        let spot = Ranged::select_from_idx(ctx, gate, &spots, underlying.cell());
+        let row = view.read_series(ctx, range, series);
+        let spot = view.read_underlying(ctx, range, &row.underlying).spot;
+        let SeriesRow {
+            expiry,
+            underlying,
+            strike,
+            is_put,
+            contract_size,
+            mark,
+            settlement_price,
+        } = row;
+        let is_put = is_put.cell();
         Self {
             registered,
             expiry,

@@ -59,7 +59,7 @@ pub(super) fn constrain(
     // 3–4. A live series whose underlying is not halted.
     let terms = SeriesRead::new(ctx, range, env.view, &series);
     terms.require_live(ctx, range, &env.now, sel);
-    let halted = underlying_halted(ctx, range, env.view, terms.underlying.cell(), &env.now);
+    let halted = underlying_halted(ctx, range, env.view, &terms.underlying, &env.now);
     eq_if(ctx, gate, halted, zero, sel);
 
     // 5. The liquidator exists and signs with its nonce; 11. the nonce increases.

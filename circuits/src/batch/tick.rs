@@ -257,17 +257,24 @@ pub(super) fn constrain(
         let su = entry.underlying.cell();
         // Quoted only if registered, of a priced underlying, and not expired at the tick.
         zero_unless(ctx, gate, q, entry.used);
-        let block = gate.select_from_idx(ctx, priced.iter().copied(), su);
+        // One indicator over the underlyings serves every per-underlying value this series
+        // reads (`select_from_idx` would rebuild it per value).
+        let und_ind = gate.idx_to_indicator(ctx, su, priced.len());
+        let by_und = |ctx: &mut Context<Fr>,
+                      values: &mut dyn Iterator<Item = AssignedValue<Fr>>| {
+            gate.select_by_indicator(ctx, values, und_ind.iter().copied())
+        };
+        let block = by_und(ctx, &mut priced.iter().copied());
         zero_unless(ctx, gate, q, block);
         let live = ts.is_lt(ctx, range, &entry.expiry);
         zero_unless(ctx, gate, q, live);
-        let count = gate.select_from_idx(ctx, counts.iter().copied(), su);
+        let count = by_und(ctx, &mut counts.iter().copied());
         let mut marks = Vec::with_capacity(no);
         let mut here = Vec::with_capacity(no);
         for j in 0..no {
             let v = Fr::from(w.layout.marks[s][j]);
             let mk = Ranged::load(ctx, range, v, bounds::CONTRACT_PRICE_BITS);
-            let reported = gate.select_from_idx(ctx, present.iter().map(|row: &Vec<_>| row[j]), su);
+            let reported = by_und(ctx, &mut present.iter().map(|row: &Vec<_>| row[j]));
             let is = gate.mul(ctx, q, reported);
             zero_unless(ctx, gate, mk.cell(), is);
             marks.push(mk);
@@ -283,7 +290,7 @@ pub(super) fn constrain(
 
         // Settlement: a registered series of a priced underlying, expired at the tick, not yet
         // settled, takes the median spot as settlement price and its intrinsic value as mark.
-        let spot = Ranged::select_from_idx(ctx, gate, &medians, su);
+        let spot = Ranged::select_by_indicator(ctx, gate, &medians, &und_ind);
         let expired = gate.not(ctx, live);
         let unsettled = gate.is_zero(ctx, entry.settlement_price.cell());
         let settles = gate.and(ctx, entry.used, block);

@@ -120,7 +120,7 @@ pub(super) fn constrain(
     // Cash: premium = size·price exactly, fee = ceil_bps(premium, rate) (§5.4).
     let premium = size.mul(ctx, gate, &price);
     let fee = premium.ceil_bps(ctx, range, &fee_bps);
-    let halted = underlying_halted(ctx, range, view, underlying.cell(), &env.now);
+    let halted = underlying_halted(ctx, range, view, &underlying, &env.now);
     let neg_size = gate.neg(ctx, size.cell());
     let sides = [(buyer, size.cell(), 0usize), (seller, neg_size, 1usize)];
     for (port, delta, i) in sides {
