@@ -107,7 +107,8 @@ pub struct ApiConfig {
     /// limit.
     pub rate_limit: Option<u32>,
     /// Submissions per second from each client (burst: the same number); `None` for no limit.
-    /// A client is the TCP peer's IP address (see [`Peer`]); `X-Forwarded-For` and similar
+    /// A client is the TCP peer's IP address (see [`Peer`]), or its /64 for IPv6
+    /// ([`client_key`]); `X-Forwarded-For` and similar
     /// headers are ignored, so behind a reverse proxy every client counts as the proxy.
     /// Checked before [`ApiConfig::rate_limit`], so a client over its own limit spends nothing
     /// of the overall one.
@@ -177,8 +178,10 @@ impl ClientBuckets {
         }
     }
 
-    /// Takes one of `client`'s tokens at `now`, creating its bucket full if it has none.
+    /// Takes one of `client`'s tokens at `now`, creating its bucket full if it has none. IPv6
+    /// addresses count per /64 ([`client_key`]).
     fn try_take(&mut self, client: Option<IpAddr>, now: Instant, rate: f64) -> bool {
+        let client = client.map(client_key);
         if !self.map.contains_key(&client) {
             self.make_room(now, rate);
         }
@@ -207,6 +210,29 @@ impl ClientBuckets {
             let cutoff = *cutoff;
             self.map.retain(|_, b| b.last > cutoff);
         }
+    }
+}
+
+/// The address a client's submissions are counted under: an IPv4 address itself, an IPv6
+/// address its /64 prefix (the rest zeroed). A /64 is the smallest block commonly assigned to
+/// one subscriber or host, and its 2^64 addresses are free to rotate through, so counting per
+/// address would not limit an IPv6 client at all.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+    }
+}
+
+/// How a 429 names a client: its address, or its /64 for IPv6 ([`client_key`]).
+fn client_name(peer: Option<IpAddr>) -> String {
+    match peer.map(client_key) {
+        None => "an unknown address".to_string(),
+        Some(ip @ IpAddr::V4(_)) => ip.to_string(),
+        Some(ip @ IpAddr::V6(_)) => format!("{ip}/64"),
     }
 }
 
@@ -268,9 +294,7 @@ impl AppState {
             };
             if !taken {
                 self.metrics.rate_limited_client.inc();
-                let who = peer
-                    .0
-                    .map_or_else(|| "an unknown address".to_string(), |ip| ip.to_string());
+                let who = client_name(peer.0);
                 return Err(rate_limited(format!(
                     "per-client limit: more than {rate} submissions per second from {who}; \
                      retry later"
@@ -839,6 +863,27 @@ mod tests {
             assert!(c.try_take(Some(IpAddr::from(i.to_be_bytes())), at, 2.0));
             assert!(c.map.len() <= 64, "{} buckets after {i}", c.map.len());
         }
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_slash_64() {
+        let mut c = ClientBuckets::new(16);
+        let t0 = Instant::now();
+        // Two addresses of one /64 share a bucket: the second is refused after the burst.
+        assert!(c.try_take(ip("2001:db8:1:2::1"), t0, 2.0));
+        assert!(c.try_take(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), t0, 2.0));
+        assert!(!c.try_take(ip("2001:db8:1:2:abcd::7"), t0, 2.0));
+        // The neighbouring /64 and an IPv4 client are served.
+        assert!(c.try_take(ip("2001:db8:1:3::1"), t0, 2.0));
+        assert!(c.try_take(ip("192.0.2.1"), t0, 2.0));
+        assert_eq!(c.map.len(), 3);
+        assert_eq!(
+            client_key("2001:db8:1:2:abcd::7".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_name(ip("2001:db8:1:2:abcd::7")), "2001:db8:1:2::/64");
+        assert_eq!(client_name(ip("192.0.2.1")), "192.0.2.1");
+        assert_eq!(client_name(None), "an unknown address");
     }
 
     #[tokio::test]

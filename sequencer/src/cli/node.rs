@@ -43,8 +43,8 @@ pub struct Args {
     /// Submissions per second across all clients (0: unlimited).
     #[arg(long, default_value_t = 0)]
     pub rate_limit: u32,
-    /// Submissions per second from each client IP address, burst the same (0: unlimited).
-    /// The address is the TCP peer's; X-Forwarded-For is not trusted, so behind a proxy all
+    /// Submissions per second from each client IP address (each /64 for IPv6), burst the same
+    /// (0: unlimited). The address is the TCP peer's; X-Forwarded-For is not trusted, so behind a proxy all
     /// clients share the proxy's limit. Checked before --rate-limit.
     #[arg(long, default_value_t = 0)]
     pub client_rate_limit: u32,
