@@ -70,24 +70,27 @@ fn two_level_select_equals_indexing() {
                 .iter()
                 .map(|&i| values.get(i).map_or(Fr::zero(), |v| Fr::from(*v)))
                 .collect();
-            let out = run().run(
-                |ctx, range| {
-                    let cells: Vec<AssignedValue<Fr>> = values
-                        .iter()
-                        .map(|v| ctx.load_witness(Fr::from(*v)))
-                        .collect();
-                    let outs = idxs
-                        .iter()
-                        .map(|&i| {
-                            let idx = Ranged::load(ctx, range, Fr::from(i as u64), bits);
-                            select_two_level(ctx, range, &cells, &idx)
-                        })
-                        .collect();
-                    ((), outs)
-                },
-                None,
-                Some(expected.clone()),
-            );
+            let reads = |claim: Vec<Fr>| {
+                run().run(
+                    |ctx, range| {
+                        let cells: Vec<AssignedValue<Fr>> = values
+                            .iter()
+                            .map(|v| ctx.load_witness(Fr::from(*v)))
+                            .collect();
+                        let outs = idxs
+                            .iter()
+                            .map(|&i| {
+                                let idx = Ranged::load(ctx, range, Fr::from(i as u64), bits);
+                                select_two_level(ctx, range, &cells, &idx)
+                            })
+                            .collect();
+                        ((), outs)
+                    },
+                    None,
+                    Some(claim),
+                )
+            };
+            let out = reads(expected.clone());
             assert!(
                 out.is_satisfied(),
                 "len {len}, bits {bits}: {:?}",
@@ -95,30 +98,13 @@ fn two_level_select_equals_indexing() {
             );
             // The same reads against a wrong claim for the last in-list index fail the
             // instance copy, so the outputs really are the entries.
-            let mut wrong = expected.clone();
+            let mut wrong = expected;
             let last_in = idxs
                 .iter()
                 .rposition(|&i| i < len)
                 .expect("index 0 is in the list");
             wrong[last_in] += Fr::one();
-            let out = run().run(
-                |ctx, range| {
-                    let cells: Vec<AssignedValue<Fr>> = values
-                        .iter()
-                        .map(|v| ctx.load_witness(Fr::from(*v)))
-                        .collect();
-                    let outs = idxs
-                        .iter()
-                        .map(|&i| {
-                            let idx = Ranged::load(ctx, range, Fr::from(i as u64), bits);
-                            select_two_level(ctx, range, &cells, &idx)
-                        })
-                        .collect();
-                    ((), outs)
-                },
-                None,
-                Some(wrong),
-            );
+            let out = reads(wrong);
             assert_eq!(
                 failures(&out.failures),
                 vec![Failure::Permutation],

@@ -7,7 +7,7 @@ use halo2_base::{AssignedValue, Context};
 
 use super::AssignedPort;
 use crate::account::{AssignedAccount, AssignedPosition};
-use crate::portfolio::{MarketView, SeriesRow};
+use crate::portfolio::MarketView;
 use crate::safe::{Ranged, Signed};
 use crate::table::select_two_level;
 
@@ -292,25 +292,15 @@ impl SeriesRead {
         let registered = range.is_less_than(ctx, series.cell(), view.series_count, 17);
         let row = view.read_series(ctx, range, series);
         let spot = view.read_underlying(ctx, range, &row.underlying).spot;
-        let SeriesRow {
-            expiry,
-            underlying,
-            strike,
-            is_put,
-            contract_size,
-            mark,
-            settlement_price,
-        } = row;
-        let is_put = is_put.cell();
         Self {
             registered,
-            expiry,
-            underlying,
-            strike,
-            is_put,
-            contract_size,
-            mark,
-            settlement_price,
+            expiry: row.expiry,
+            underlying: row.underlying,
+            strike: row.strike,
+            is_put: row.is_put.cell(),
+            contract_size: row.contract_size,
+            mark: row.mark,
+            settlement_price: row.settlement_price,
             spot,
         }
     }
