@@ -6,6 +6,7 @@ pub use halo2_base::halo2_proofs;
 
 pub mod account;
 pub mod batch;
+pub mod ecc;
 pub mod margin;
 pub mod market;
 pub mod merkle;
@@ -13,6 +14,7 @@ pub mod portfolio;
 pub mod poseidon;
 pub mod pow5;
 pub mod safe;
+pub mod schnorr;
 pub mod stats;
 pub mod table;
 pub mod testing;

@@ -67,18 +67,21 @@ pub enum Component {
     RangeChecks,
     /// Margin arithmetic outside range checks: series-term selection, add-ons, sums.
     Margin,
+    /// Schnorr signature checks outside hashing: point arithmetic, scalar bits, canonicity.
+    Signatures,
     /// Everything not attributed to another component (the rest of the gadgets).
     Other,
 }
 
 impl Component {
     /// Every component, in report order.
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Hashing,
         Component::Merkle,
         Component::AccountLeaf,
         Component::RangeChecks,
         Component::Margin,
+        Component::Signatures,
         Component::Other,
     ];
 
@@ -90,6 +93,7 @@ impl Component {
             Component::AccountLeaf => "account-leaf",
             Component::RangeChecks => "range-checks",
             Component::Margin => "margin",
+            Component::Signatures => "signatures",
             Component::Other => "other",
         }
     }
@@ -101,7 +105,8 @@ impl Component {
             Component::AccountLeaf => 2,
             Component::RangeChecks => 3,
             Component::Margin => 4,
-            Component::Other => 5,
+            Component::Signatures => 5,
+            Component::Other => 6,
         }
     }
 }
@@ -175,7 +180,7 @@ struct Frame {
 struct Meter {
     lookups: LookupAnyManager<Fr, 1>,
     stack: Vec<Frame>,
-    components: [Cells; 6],
+    components: [Cells; Component::ALL.len()],
     tx_types: Vec<TxTypeCells>,
     hash_spans: Vec<std::ops::Range<usize>>,
     /// Advice cells charged outside the context (the Pow5 chip's region).
@@ -319,7 +324,7 @@ pub fn metered<R>(
         *m.borrow_mut() = Some(Meter {
             lookups: range.lookup_manager()[0].clone(),
             stack: Vec::new(),
-            components: [Cells::default(); 6],
+            components: [Cells::default(); Component::ALL.len()],
             tx_types: Vec::new(),
             hash_spans: Vec::new(),
             external: 0,
@@ -596,7 +601,9 @@ pub fn representative_batch(
     let mut after = before.clone();
     let exec = batch::execute(&mut after, BATCH_NUMBER, &txs)
         .map_err(|e| StatsError::Batch(e.to_string()))?;
-    let witness = BatchWitness::new(&before, &exec, shape.capacity)?;
+    let mut witness = BatchWitness::new(&before, &exec, shape.capacity)?;
+    // The harness signed with its deterministic keys; the witness takes the same signatures.
+    witness.resign_with(collar_protocol::testkit::signer_key);
     let instances = exec.public_inputs.to_fields().to_vec();
     Ok((witness, instances, mix))
 }

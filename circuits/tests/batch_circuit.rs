@@ -4,6 +4,7 @@
 use collar_circuits::batch::{build_batch, BatchCircuitError, BatchWitness};
 use collar_circuits::testing::{Failure, MockOutcome, MockRun, Mutation};
 use collar_protocol::batch;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::{ProtocolParams, State, Tx, INSURANCE_FUND};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -33,7 +34,8 @@ fn run(capacity: usize, mutation: Option<Mutation>, instances: Option<Vec<Fr>>) 
     let (before, txs, _) = deposit_batch();
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 4, &txs).unwrap();
-    let w = BatchWitness::new(&before, &exec, capacity).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, capacity).unwrap();
+    w.resign_with(signer_key);
     MockRun::new(K, 16).run(
         |ctx, range| ((), build_batch(ctx, range, &w)),
         mutation,

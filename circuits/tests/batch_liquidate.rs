@@ -7,6 +7,7 @@
 use collar_circuits::batch::{build_batch, BatchWitness};
 use collar_circuits::testing::{MockOutcome, MockRun};
 use collar_protocol::batch;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::{OptionKind, ProtocolParams, State, Tx, INSURANCE_FUND};
 
@@ -79,9 +80,11 @@ fn run(before: &State, txs: &[Tx], edit: impl FnOnce(&mut BatchWitness)) -> Mock
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 5, txs).unwrap();
     let mut w = BatchWitness::new(before, &exec, CAPACITY).unwrap();
+    w.resign_with(signer_key);
     let honest = w.clone();
     edit(&mut w);
     w.reseal(before).unwrap();
+    w.resign_with(signer_key);
     // With no edit the public inputs must be the native ones.
     let instances = (format!("{:?}", w.slots) == format!("{:?}", honest.slots))
         .then(|| exec.public_inputs.to_fields().to_vec());

@@ -12,6 +12,7 @@ use collar_circuits::batch::{build_batch, BatchWitness};
 use collar_circuits::pow5::ChipMutation;
 use collar_circuits::testing::{MockRun, Mutation};
 use collar_protocol::batch;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, Side, UnderlyingTick};
 use collar_protocol::{OptionKind, ProtocolParams, Tx};
@@ -97,7 +98,8 @@ fn sampled_mutations_are_rejected_or_free() {
     let (before, txs) = batch_under_test();
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 7, &txs).unwrap();
-    let w = BatchWitness::new(&before, &exec, 2).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, 2).unwrap();
+    w.resign_with(signer_key);
     let expected = exec.public_inputs.to_fields().to_vec();
     let run = MockRun::new(K, 16);
     let base = run.run(

@@ -6,6 +6,7 @@ use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchWitness};
 use collar_circuits::poseidon::Hashing;
 use collar_circuits::pow5::HashingCircuitParams;
 use collar_protocol::batch;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::ProtocolParams;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
@@ -60,7 +61,8 @@ fn deposit_batch() -> (BatchWitness, Vec<Fr>) {
     let tx = h.deposit(5, 1_234).tx;
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 1, &[tx]).unwrap();
-    let w = BatchWitness::new(&before, &exec, 2).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, 2).unwrap();
+    w.resign_with(signer_key);
     (w, exec.public_inputs.to_fields().to_vec())
 }
 

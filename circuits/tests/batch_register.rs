@@ -6,6 +6,7 @@ use collar_circuits::batch::{build_batch, BatchWitness};
 use collar_circuits::testing::{Failure, MockOutcome, MockRun};
 use collar_protocol::batch;
 use collar_protocol::market::Series;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::RegisterSeries;
 use collar_protocol::{OptionKind, ProtocolParams, State, Tx};
@@ -28,6 +29,7 @@ fn run(before: &State, txs: &[Tx], edit: impl FnOnce(&mut BatchWitness)) -> Mock
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 2, txs).unwrap();
     let mut w = BatchWitness::new(before, &exec, 2).unwrap();
+    w.resign_with(signer_key);
     let honest = format!("{:?}", w.slots);
     edit(&mut w);
     let instances =

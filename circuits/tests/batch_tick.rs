@@ -10,6 +10,7 @@ use collar_circuits::batch::{build_batch, BatchWitness};
 use collar_circuits::testing::{Failure, MockOutcome, MockRun};
 use collar_protocol::batch;
 use collar_protocol::state::tick_chain;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, UnderlyingTick};
 use collar_protocol::{OptionKind, ProtocolParams, State, Tx};
@@ -119,6 +120,7 @@ fn run(
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 3, txs).unwrap();
     let mut w = BatchWitness::new(before, &exec, capacity).unwrap();
+    w.resign_with(signer_key);
     let honest = format!("{:?}", (&w.tick, &w.slots));
     edit(&mut w);
     let instances = (format!("{:?}", (&w.tick, &w.slots)) == honest)
@@ -230,7 +232,8 @@ fn every_public_input_of_a_tick_batch_is_bound() {
     let t = disagreeing_tick(&h, 60);
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 3, std::slice::from_ref(&t)).unwrap();
-    let w = BatchWitness::new(&before, &exec, 1).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, 1).unwrap();
+    w.resign_with(signer_key);
     let honest = exec.public_inputs.to_fields().to_vec();
     for i in [1, 2, 3] {
         let mut tampered = honest.clone();

@@ -8,6 +8,7 @@ use collar_circuits::testing::{Failure, MockOutcome, MockRun};
 use collar_protocol::account::OrderSlot;
 use collar_protocol::batch;
 use collar_protocol::margin::ceil_bps;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::{Side, Trade};
 use collar_protocol::{OptionKind, ProtocolParams, State, Tx, FEE_ACCOUNT};
@@ -44,6 +45,8 @@ fn run(
     let mut w = BatchWitness::new(before, &exec, CAPACITY).unwrap();
     edit(&mut w);
     w.reseal(before).unwrap();
+    // A forged order is signed by its account, so only the rule under test can reject it.
+    w.resign_with(signer_key);
     let expected = exec.public_inputs.to_fields().to_vec();
     let out = MockRun::new(K, 16).run(|ctx, range| ((), build_batch(ctx, range, &w)), None, None);
     (out, expected)
@@ -378,7 +381,8 @@ fn trades_prove_the_native_public_inputs() {
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 3, &txs).unwrap();
     assert_eq!(s.account(2).unwrap().position(0), 0, "the long is closed");
-    let w = BatchWitness::new(&before, &exec, CAPACITY).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, CAPACITY).unwrap();
+    w.resign_with(signer_key);
     let expected = exec.public_inputs.to_fields().to_vec();
     let out = MockRun::new(K, 16).run(
         |ctx, range| ((), build_batch(ctx, range, &w)),

@@ -4,6 +4,7 @@
 use collar_circuits::batch::{build_batch, BatchWitness};
 use collar_circuits::testing::{MockOutcome, MockRun};
 use collar_protocol::batch;
+use collar_protocol::testkit::signer_key;
 use collar_protocol::testkit::Harness;
 use collar_protocol::{OptionKind, ProtocolParams, State, Tx};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -32,6 +33,8 @@ fn prove(
     let mut w = BatchWitness::new(before, &exec, 4).unwrap();
     edit(&mut w);
     w.reseal(before).unwrap();
+    // A forged withdrawal is signed by its account, so only the rule under test rejects it.
+    w.resign_with(signer_key);
     let out = MockRun::new(17, 16).run(|ctx, range| ((), build_batch(ctx, range, &w)), None, None);
     (out, exec.public_inputs.to_fields().to_vec())
 }
@@ -50,7 +53,8 @@ fn withdrawals_prove_the_native_public_inputs() {
     .collect();
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 9, &txs).unwrap();
-    let w = BatchWitness::new(&before, &exec, 4).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, 4).unwrap();
+    w.resign_with(signer_key);
     let expected = exec.public_inputs.to_fields().to_vec();
     let out = MockRun::new(17, 16).run(
         |ctx, range| ((), build_batch(ctx, range, &w)),

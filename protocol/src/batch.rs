@@ -8,8 +8,9 @@ use crate::error::Rejection;
 use crate::field::Fr;
 use crate::params::Genesis;
 use crate::pubdata::{self, PubdataError};
+use crate::signature::Signature;
 use crate::state::{tick_chain, State, TxWitness, WithdrawalRecord};
-use crate::tx::Tx;
+use crate::tx::{SignedTx, Tx};
 
 /// The public inputs of a batch proof, in instance order (PROTOCOL.md §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,11 @@ pub struct ExecutedBatch {
     pub witnesses: Vec<TxWitness>,
     /// Withdrawals emitted, in order.
     pub withdrawals: Vec<WithdrawalRecord>,
+    /// Per transaction, its signatures in [`Tx::signed_messages`] order (§6.5), which the
+    /// batch proof verifies. Empty when the batch was executed unsigned ([`execute`]); only
+    /// [`execute_signed`] gives a batch that can be proved.
+    #[serde(default)]
+    pub signatures: Vec<Vec<Signature>>,
 }
 
 /// Why a batch could not be executed.
@@ -103,6 +109,36 @@ pub fn execute(
     batch_number: u64,
     txs: &[Tx],
 ) -> Result<ExecutedBatch, BatchError> {
+    execute_checked(state, batch_number, txs, |_, _| Ok(()))
+}
+
+/// Executes signed transactions like [`execute`], verifying each one's signatures (§6.3,
+/// `State::verify_signatures`) against the state just before it, and keeps the signatures in
+/// the result for the batch proof. All or nothing.
+///
+/// # Errors
+/// As [`execute`]; a signature that does not verify is [`BatchError::Rejected`] with the
+/// `BadSignature` rejection (or `UnknownAccount` / `UnregisteredOracle` for a missing signer).
+pub fn execute_signed(
+    state: &mut State,
+    batch_number: u64,
+    stxs: &[SignedTx],
+) -> Result<ExecutedBatch, BatchError> {
+    let txs: Vec<Tx> = stxs.iter().map(|s| s.tx.clone()).collect();
+    let mut exec = execute_checked(state, batch_number, &txs, |work, index| {
+        work.verify_signatures(&stxs[index])
+    })?;
+    exec.signatures = stxs.iter().map(|s| s.signatures.clone()).collect();
+    Ok(exec)
+}
+
+/// [`execute`] with `check(state_before_tx, index)` run before each transaction applies.
+fn execute_checked(
+    state: &mut State,
+    batch_number: u64,
+    txs: &[Tx],
+    mut check: impl FnMut(&State, usize) -> Result<(), crate::error::Rejection>,
+) -> Result<ExecutedBatch, BatchError> {
     if let Some(index) = txs
         .iter()
         .skip(1)
@@ -119,6 +155,7 @@ pub fn execute(
     let mut tick_commitment = Fr::ZERO;
     let mut withdrawals_commitment = Fr::ZERO;
     for (index, tx) in txs.iter().enumerate() {
+        check(&work, index).map_err(|rejection| BatchError::Rejected { index, rejection })?;
         let w = work
             .apply_with_witness(tx)
             .map_err(|rejection| BatchError::Rejected { index, rejection })?;
@@ -148,6 +185,7 @@ pub fn execute(
         pubdata,
         witnesses,
         withdrawals,
+        signatures: Vec::new(),
     })
 }
 

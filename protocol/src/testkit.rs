@@ -11,7 +11,8 @@ use crate::signature::{PublicKey, SecretKey};
 use crate::state::{Effects, State};
 use crate::tx::{
     Deposit, L1Address, Liquidate, LiquidationOrder, OracleReport, OracleTick, Order,
-    RegisterSeries, SeriesMark, SettleExpiry, Side, SignedTx, Trade, Tx, UnderlyingTick, Withdraw,
+    RegisterSeries, SeriesMark, SettleExpiry, Side, SignedTx, Signer, Trade, Tx, UnderlyingTick,
+    Withdraw,
 };
 
 /// The deterministic key of account `id` (seed: `"acct"` ‖ id, zero padded).
@@ -22,6 +23,25 @@ pub fn account_key(id: u64) -> SecretKey {
 /// The deterministic key of oracle `index`.
 pub fn oracle_key(index: u64) -> SecretKey {
     key_from(b"orcl", index)
+}
+
+/// The deterministic key of `signer` ([`account_key`] or [`oracle_key`]).
+pub fn signer_key(signer: &Signer) -> SecretKey {
+    match signer {
+        Signer::Account(id) => account_key(*id),
+        Signer::Oracle(index) => oracle_key(u64::from(*index)),
+    }
+}
+
+/// Signs `tx` for `chain_id` with the deterministic keys of its signers ([`signer_key`]).
+pub fn sign_with_test_keys(tx: Tx, chain_id: u64) -> SignedTx {
+    let keys: Vec<SecretKey> = tx
+        .signed_messages(chain_id)
+        .iter()
+        .map(|(signer, _)| signer_key(signer))
+        .collect();
+    let refs: Vec<&SecretKey> = keys.iter().collect();
+    tx.sign(chain_id, &refs)
 }
 
 fn key_from(prefix: &[u8; 4], id: u64) -> SecretKey {

@@ -417,6 +417,7 @@ impl BatchProver {
         let bar = progress(self.config.progress);
         bar.set_message("witness");
         let witness = BatchWitness::new(before, batch, self.config.capacity)?;
+        witness.check_signed()?;
         let circuit = build_circuit(
             &self.config,
             &witness,

@@ -461,6 +461,19 @@ fn batches_the_circuit_cannot_take_are_typed_errors() {
             }
         ))
     ));
+    // A withdrawal executed without its signature: the proof would fail, so it is refused.
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    h.fund(5, 100);
+    let before = h.state.clone();
+    let wd = h.withdraw(5, 1).tx;
+    let mut s = before.clone();
+    let exec = batch::execute(&mut s, 1, &[wd]).unwrap();
+    assert!(matches!(
+        f.prover.prove(&before, &exec),
+        Err(ProverError::Circuit(
+            collar_circuits::batch::BatchCircuitError::MissingSignatures(0)
+        ))
+    ));
     // A state with other protocol parameters.
     let mut other = ProtocolParams::small();
     other.account_depth += 1;

@@ -158,12 +158,14 @@ impl ProofBackend for Halo2Backend {
 
     fn prove(&self, before: &State, batch: &ExecutedBatch) -> Result<ProofBlob, ProveError> {
         // Refuse unsupported batches before paying for keygen.
-        BatchWitness::new(before, batch, self.config.capacity).map_err(|e| match e {
-            BatchCircuitError::TickNotFirst(_) | BatchCircuitError::OverCapacity { .. } => {
-                ProveError::Unsupported(e.to_string())
-            }
-            other => ProveError::Inconsistent(other.to_string()),
-        })?;
+        BatchWitness::new(before, batch, self.config.capacity)
+            .and_then(|w| w.check_signed())
+            .map_err(|e| match e {
+                BatchCircuitError::TickNotFirst(_) | BatchCircuitError::OverCapacity { .. } => {
+                    ProveError::Unsupported(e.to_string())
+                }
+                other => ProveError::Inconsistent(other.to_string()),
+            })?;
         let artifact = self.prover()?.prove(before, batch).map_err(prover_error)?;
         Ok(ProofBlob {
             bytes: artifact.to_bytes(),
@@ -442,12 +444,12 @@ impl Worker {
                 payloads.len()
             )));
         }
-        let txs = payloads
+        let stxs = payloads
             .iter()
-            .map(|p| parse(p).map(|s| s.tx))
+            .map(|p| parse(p))
             .collect::<Result<Vec<_>, _>>()?;
         let mut work = before.clone();
-        let exec = batch::execute(&mut work, b as u64, &txs)
+        let exec = batch::execute_signed(&mut work, b as u64, &stxs)
             .map_err(|e| ProveError::Inconsistent(e.to_string()))?;
         if fr_hex(&exec.public_inputs.old_root) != row.old_root
             || fr_hex(&exec.public_inputs.new_root) != row.new_root

@@ -2,9 +2,10 @@
 //! plus or minus the penalty, on ports 0 (the victim), 1 (the insurance fund) and 2 (the
 //! liquidator).
 
+use collar_protocol::field::domain_tag;
 use collar_protocol::params::bounds;
 use collar_protocol::pubdata::record;
-use collar_protocol::tx::Liquidate;
+use collar_protocol::tx::{tags, Liquidate};
 use collar_protocol::{Tx, INSURANCE_FUND};
 use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -21,7 +22,7 @@ use crate::margin::meets;
 use crate::safe::Ranged;
 
 /// Constrains `slot` as a liquidation under `sel` and returns the hash of its public-data record
-/// (§10), computed whatever the type. `margins.before[0]` is the victim's margin before and
+/// (§10) and the liquidation order's message (§6.5), computed whatever the type. `margins.before[0]` is the victim's margin before and
 /// `margins.after[1]` the liquidator's after (the caller selects port 2 for it).
 pub(super) fn constrain(
     ctx: &mut Context<Fr>,
@@ -31,7 +32,7 @@ pub(super) fn constrain(
     ports: &[AssignedPort],
     margins: &PortMargins,
     sel: AssignedValue<Fr>,
-) -> AssignedValue<Fr> {
+) -> (AssignedValue<Fr>, AssignedValue<Fr>) {
     let gate = range.gate();
     let l = match &slot.tx {
         Some(Tx::Liquidate(l)) => l.clone(),
@@ -159,20 +160,23 @@ pub(super) fn constrain(
     keep(ctx, gate, liq, nonce_too, sel);
 
     let kind = ctx.load_constant(Fr::from(u64::from(record::LIQUIDATE)));
-    env.poseidon.hash(
-        ctx,
-        gate,
-        &[
-            kind,
-            size.cell(),
-            liq.index.cell(),
-            victim.index.cell(),
-            series.cell(),
-            max_size.cell(),
-            limit.cell(),
-            nonce.cell(),
-        ],
-    )
+    let order = [
+        liq.index.cell(),
+        victim.index.cell(),
+        series.cell(),
+        max_size.cell(),
+        limit.cell(),
+        nonce.cell(),
+    ];
+    let mut fields = vec![kind, size.cell()];
+    fields.extend(order);
+    let record = env.poseidon.hash(ctx, gate, &fields);
+    let mut signed = vec![
+        ctx.load_constant(domain_tag(tags::LIQUIDATION)),
+        ctx.load_constant(Fr::from(env.params.chain_id)),
+    ];
+    signed.extend(order);
+    (record, env.poseidon.hash(ctx, gate, &signed))
 }
 
 fn idle() -> Liquidate {

@@ -40,6 +40,7 @@ use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::{Hashing, PoseidonChip};
 use crate::pow5::{HashingCircuit, HashingCircuitParams};
 use crate::safe::Ranged;
+use crate::schnorr::{idle_lane, SchnorrChip};
 use crate::stats::measure_tx_type;
 use gadgets::{any_position_halted, eq_if, keep, select_for_margin, Keep};
 
@@ -59,9 +60,32 @@ pub enum BatchCircuitError {
     /// before the slots (the sequencer seals around ticks).
     #[error("transaction {0}: an oracle tick must be the first transaction of its batch")]
     TickNotFirst(usize),
+    /// Transaction `0` carries fewer or more signatures than its signed messages (§6.5): the
+    /// batch was executed unsigned (`collar_protocol::batch::execute_signed` keeps them).
+    #[error("transaction {0}: its signatures are missing from the batch")]
+    MissingSignatures(usize),
     /// The witness is inconsistent with itself (a bug in the caller).
     #[error("inconsistent witness: {0}")]
     Inconsistent(&'static str),
+}
+
+/// The witnesses of a slot's two signature lanes (see `build_batch`): the transaction's
+/// signatures where its type uses the lane, the idle stand-in otherwise or where one is missing
+/// (which then fails the proof).
+fn lane_signatures(slot: &SlotWitness) -> [crate::schnorr::SignatureWitness; 2] {
+    let idle = idle_lane().sig;
+    let lanes = match &slot.tx {
+        Some(Tx::Trade(_)) => 2,
+        Some(Tx::Withdraw(_) | Tx::Liquidate(_)) => 1,
+        _ => 0,
+    };
+    [0, 1].map(|i| {
+        if i < lanes {
+            slot.signatures.get(i).copied().unwrap_or(idle)
+        } else {
+            idle
+        }
+    })
 }
 
 /// The header fields as loaded or computed in circuit.
@@ -274,6 +298,12 @@ pub fn build_batch(
     let pubdata_tag = ctx.load_constant(domain_tag(tags::PUBDATA));
     let deposit_type = ctx.load_constant(Fr::from(u64::from(record::DEPOSIT)));
     let curve_b = ctx.load_constant(Fr::from(17u64));
+    let chain_id = ctx.load_constant(Fr::from(p.chain_id));
+    let withdraw_msg_tag = ctx.load_constant(domain_tag(tags::WITHDRAW));
+    let schnorr = SchnorrChip::new(range);
+    let idle = idle_lane();
+    let idle_pk = [ctx.load_constant(idle.pk.x), ctx.load_constant(idle.pk.y)];
+    let idle_m = ctx.load_constant(idle.m);
 
     for slot in &w.slots {
         assert_eq!(slot.ports.len(), PORTS, "every slot has {PORTS} ports");
@@ -361,108 +391,122 @@ pub fn build_batch(
         };
         let (b, a, index) = (&ports[0].before, &ports[0].after, &ports[0].index);
 
-        let (deposit_record, withdraw_record) = measure_tx_type("deposit/withdraw", ctx, |ctx| {
-            // §7.1 Deposit and §7.2 Withdraw share port 0 and the amount (positive, below 2^63).
-            let single = gate.add(ctx, ty.deposit, ty.withdraw);
-            let amount = Ranged::load(ctx, range, Fr::from(amount_value), bounds::AMOUNT_BITS);
-            let amount_zero = gate.is_zero(ctx, amount.cell());
-            eq_if(ctx, gate, amount_zero, zero, single);
-            let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
-            // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
-            // account: key unchanged.
-            for ((after_key, before_key), dep_key) in a.pubkey.iter().zip(&b.pubkey).zip(&pk) {
-                let key = gate.select(ctx, *before_key, *dep_key, b.exists);
-                eq_if(ctx, gate, *after_key, key, ty.deposit);
-            }
-            let y2 = gate.mul(ctx, pk[1], pk[1]);
-            let x2 = gate.mul(ctx, pk[0], pk[0]);
-            let x3 = gate.mul(ctx, x2, pk[0]);
-            let lhs = gate.add(ctx, y2, curve_b);
-            let creates = gate.sub(ctx, ty.deposit, b.exists);
-            let creates = gate.mul(ctx, creates, ty.deposit);
-            eq_if(ctx, gate, lhs, x3, creates);
-            let credited = gate.add(ctx, b.collateral.cell(), amount.cell());
-            eq_if(ctx, gate, a.collateral.cell(), credited, ty.deposit);
-            let balance_only = Keep {
-                key: false,
-                ..Keep::ALL
-            };
-            keep(ctx, gate, &ports[0], balance_only, ty.deposit);
+        let (deposit_record, withdraw_record, withdraw_msg) =
+            measure_tx_type("deposit/withdraw", ctx, |ctx| {
+                // §7.1 Deposit and §7.2 Withdraw share port 0 and the amount (positive, below 2^63).
+                let single = gate.add(ctx, ty.deposit, ty.withdraw);
+                let amount = Ranged::load(ctx, range, Fr::from(amount_value), bounds::AMOUNT_BITS);
+                let amount_zero = gate.is_zero(ctx, amount.cell());
+                eq_if(ctx, gate, amount_zero, zero, single);
+                let pk = [ctx.load_witness(dep_pk.x), ctx.load_witness(dep_pk.y)];
+                // New account: bound to the deposit's key, which must be on y^2 = x^3 - 17; existing
+                // account: key unchanged.
+                for ((after_key, before_key), dep_key) in a.pubkey.iter().zip(&b.pubkey).zip(&pk) {
+                    let key = gate.select(ctx, *before_key, *dep_key, b.exists);
+                    eq_if(ctx, gate, *after_key, key, ty.deposit);
+                }
+                let y2 = gate.mul(ctx, pk[1], pk[1]);
+                let x2 = gate.mul(ctx, pk[0], pk[0]);
+                let x3 = gate.mul(ctx, x2, pk[0]);
+                let lhs = gate.add(ctx, y2, curve_b);
+                let creates = gate.sub(ctx, ty.deposit, b.exists);
+                let creates = gate.mul(ctx, creates, ty.deposit);
+                eq_if(ctx, gate, lhs, x3, creates);
+                let credited = gate.add(ctx, b.collateral.cell(), amount.cell());
+                eq_if(ctx, gate, a.collateral.cell(), credited, ty.deposit);
+                let balance_only = Keep {
+                    key: false,
+                    ..Keep::ALL
+                };
+                keep(ctx, gate, &ports[0], balance_only, ty.deposit);
 
-            // The deposit-queue chain advances only for a deposit.
-            let next = poseidon.hash(
-                ctx,
-                gate,
-                &[
-                    deposit_tag,
-                    deposit_head,
-                    index.cell(),
-                    pk[0],
-                    pk[1],
-                    amount.cell(),
-                ],
-            );
-            deposit_head = gate.select(ctx, next, deposit_head, ty.deposit);
-            deposit_count = gate.add(ctx, deposit_count, ty.deposit);
-            let deposit_record = poseidon.hash(
-                ctx,
-                gate,
-                &[deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
-            );
+                // The deposit-queue chain advances only for a deposit.
+                let next = poseidon.hash(
+                    ctx,
+                    gate,
+                    &[
+                        deposit_tag,
+                        deposit_head,
+                        index.cell(),
+                        pk[0],
+                        pk[1],
+                        amount.cell(),
+                    ],
+                );
+                deposit_head = gate.select(ctx, next, deposit_head, ty.deposit);
+                deposit_count = gate.add(ctx, deposit_count, ty.deposit);
+                let deposit_record = poseidon.hash(
+                    ctx,
+                    gate,
+                    &[deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
+                );
 
-            // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
-            // positions, the debit (the 63-bit range check of the new collateral rules out going
-            // below zero), and initial margin afterwards.
-            let nonce = Ranged::load(ctx, range, Fr::from(wd_nonce), bounds::NONCE_BITS);
-            let recipient = Ranged::load(ctx, range, wd_recipient, 160);
-            eq_if(ctx, gate, b.exists, one, ty.withdraw);
-            eq_if(ctx, gate, nonce.cell(), b.nonce.cell(), ty.withdraw);
-            let bumped = gate.add(ctx, b.nonce.cell(), one);
-            eq_if(ctx, gate, a.nonce.cell(), bumped, ty.withdraw);
-            let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
-            eq_if(ctx, gate, a.collateral.cell(), debited, ty.withdraw);
-            let cash_and_nonce = Keep {
-                nonce: false,
-                ..Keep::ALL
-            };
-            keep(ctx, gate, &ports[0], cash_and_nonce, ty.withdraw);
-            let halted = any_position_halted(ctx, range, b, &view, &now);
-            eq_if(ctx, gate, halted, zero, ty.withdraw);
-            let m = &margins.after[0];
-            let meets_initial = meets(ctx, range, &m.im_equity, &m.initial);
-            eq_if(ctx, gate, meets_initial, one, ty.withdraw);
-            let next = poseidon.hash(
-                ctx,
-                gate,
-                &[
-                    withdrawal_tag,
-                    withdrawals,
-                    index.cell(),
-                    amount.cell(),
-                    recipient.cell(),
-                ],
-            );
-            withdrawals = gate.select(ctx, next, withdrawals, ty.withdraw);
-            let withdraw_record = poseidon.hash(
-                ctx,
-                gate,
-                &[
-                    withdraw_type,
-                    index.cell(),
-                    amount.cell(),
-                    nonce.cell(),
-                    recipient.cell(),
-                ],
-            );
+                // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
+                // positions, the debit (the 63-bit range check of the new collateral rules out going
+                // below zero), and initial margin afterwards.
+                let nonce = Ranged::load(ctx, range, Fr::from(wd_nonce), bounds::NONCE_BITS);
+                let recipient = Ranged::load(ctx, range, wd_recipient, 160);
+                eq_if(ctx, gate, b.exists, one, ty.withdraw);
+                eq_if(ctx, gate, nonce.cell(), b.nonce.cell(), ty.withdraw);
+                let bumped = gate.add(ctx, b.nonce.cell(), one);
+                eq_if(ctx, gate, a.nonce.cell(), bumped, ty.withdraw);
+                let debited = gate.sub(ctx, b.collateral.cell(), amount.cell());
+                eq_if(ctx, gate, a.collateral.cell(), debited, ty.withdraw);
+                let cash_and_nonce = Keep {
+                    nonce: false,
+                    ..Keep::ALL
+                };
+                keep(ctx, gate, &ports[0], cash_and_nonce, ty.withdraw);
+                let halted = any_position_halted(ctx, range, b, &view, &now);
+                eq_if(ctx, gate, halted, zero, ty.withdraw);
+                let m = &margins.after[0];
+                let meets_initial = meets(ctx, range, &m.im_equity, &m.initial);
+                eq_if(ctx, gate, meets_initial, one, ty.withdraw);
+                let next = poseidon.hash(
+                    ctx,
+                    gate,
+                    &[
+                        withdrawal_tag,
+                        withdrawals,
+                        index.cell(),
+                        amount.cell(),
+                        recipient.cell(),
+                    ],
+                );
+                withdrawals = gate.select(ctx, next, withdrawals, ty.withdraw);
+                let withdraw_record = poseidon.hash(
+                    ctx,
+                    gate,
+                    &[
+                        withdraw_type,
+                        index.cell(),
+                        amount.cell(),
+                        nonce.cell(),
+                        recipient.cell(),
+                    ],
+                );
 
-            (deposit_record, withdraw_record)
-        });
+                // §6.5: the withdrawal message the account signed.
+                let withdraw_msg = poseidon.hash(
+                    ctx,
+                    gate,
+                    &[
+                        withdraw_msg_tag,
+                        chain_id,
+                        index.cell(),
+                        amount.cell(),
+                        nonce.cell(),
+                        recipient.cell(),
+                    ],
+                );
+                (deposit_record, withdraw_record, withdraw_msg)
+            });
         // §7.3 Trade: ports 0 (buyer), 1 (seller), 2 (fee account).
-        let trade_record = measure_tx_type("trade", ctx, |ctx| {
+        let (trade_record, order_msgs) = measure_tx_type("trade", ctx, |ctx| {
             trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade)
         });
         // §7.4 Liquidate: ports 0 (victim), 1 (fund), 2 (liquidator).
-        let liquidation_record = measure_tx_type("liquidate", ctx, |ctx| {
+        let (liquidation_record, liquidation_msg) = measure_tx_type("liquidate", ctx, |ctx| {
             liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate)
         });
         // §7.5 Settle expiry: ports 0 (account), 1 (fund).
@@ -472,6 +516,38 @@ pub fn build_batch(
         // §7.7 Register series: no account port; the registry entry at series_count.
         let (register_record, registry) = measure_tx_type("register", ctx, |ctx| {
             register::constrain(ctx, range, &env, slot, ty.register)
+        });
+
+        // §6.3, §6.5: the signatures, in two lanes. Lane 0 checks the withdrawal (port 0's
+        // key), the buy order (port 0) or the liquidation order (the liquidator, port 2); lane 1
+        // the sell order (port 1). Keys come from the leaves before the write, under the old
+        // root. A lane with nothing to check verifies the idle stand-in instead.
+        measure_tx_type("signatures", ctx, |ctx| {
+            let lane0 = gate.sum(ctx, [ty.withdraw, ty.trade, ty.liquidate]);
+            let idle0 = gate.not(ctx, lane0);
+            let m0 = gate.inner_product(
+                ctx,
+                [withdraw_msg, order_msgs[0], liquidation_msg, idle_m],
+                [ty.withdraw, ty.trade, ty.liquidate, idle0].map(halo2_base::QuantumCell::Existing),
+            );
+            let key0 = [0, 1].map(|c| {
+                let k = gate.select(
+                    ctx,
+                    ports[2].before.pubkey[c],
+                    ports[0].before.pubkey[c],
+                    ty.liquidate,
+                );
+                gate.select(ctx, k, idle_pk[c], lane0)
+            });
+            let m1 = gate.select(ctx, order_msgs[1], idle_m, ty.trade);
+            let key1 =
+                [0, 1].map(|c| gate.select(ctx, ports[1].before.pubkey[c], idle_pk[c], ty.trade));
+            let lanes = lane_signatures(slot);
+            for ((key, m), witness) in [(key0, m0), (key1, m1)].into_iter().zip(lanes) {
+                let pk = schnorr.public_key(ctx, key[0], key[1]);
+                let sig = schnorr.load_signature(ctx, &witness);
+                schnorr.verify(ctx, &poseidon, &pk, m, &sig);
+            }
         });
 
         // Public data (§10): one chain step per non-padding slot over the record of its type.

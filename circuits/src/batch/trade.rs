@@ -1,9 +1,10 @@
 //! §7.3 Trade: two signed orders filled against each other, on ports 0 (buyer), 1 (seller) and
 //! 2 (the fee account).
 
+use collar_protocol::field::domain_tag;
 use collar_protocol::params::bounds;
 use collar_protocol::pubdata::record;
-use collar_protocol::tx::{Order, Side, Trade};
+use collar_protocol::tx::{tags, Order, Side, Trade};
 use collar_protocol::Tx;
 use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -56,7 +57,8 @@ fn idle_order() -> Order {
 }
 
 /// Constrains slot `slot` as a trade under `sel` and returns the hash of its public-data record
-/// (§10), computed whatever the type (the caller selects it).
+/// (§10) and the messages of its buy and sell orders (§6.5), computed whatever the type (the
+/// caller selects them).
 pub(super) fn constrain(
     ctx: &mut Context<Fr>,
     range: &RangeChip<Fr>,
@@ -65,7 +67,7 @@ pub(super) fn constrain(
     ports: &[AssignedPort],
     margins: &PortMargins,
     sel: AssignedValue<Fr>,
-) -> AssignedValue<Fr> {
+) -> (AssignedValue<Fr>, [AssignedValue<Fr>; 2]) {
     let gate = range.gate();
     let idle = Trade {
         buy: idle_order(),
@@ -183,28 +185,37 @@ pub(super) fn constrain(
     keep(ctx, gate, fee_port, Keep::ALL, sel);
 
     // The record (§10): type, size, price, then each order with its account taken from its
-    // port, the shared series and the side fixed by its position.
+    // port, the shared series and the side fixed by its position. The same eight fields of an
+    // order, after its tag and the chain id, are the message its account signed (§6.5).
     let mut fields = vec![
         ctx.load_constant(Fr::from(u64::from(record::TRADE))),
         size.cell(),
         price.cell(),
     ];
+    let order_tag = ctx.load_constant(domain_tag(tags::ORDER));
+    let chain_id = ctx.load_constant(Fr::from(env.params.chain_id));
+    let mut messages = Vec::with_capacity(2);
     for (port, (o, side)) in [buyer, seller]
         .into_iter()
         .zip(orders.iter().zip([Side::Buy, Side::Sell]))
     {
-        fields.push(port.index.cell());
-        fields.push(series.cell());
-        fields.push(ctx.load_constant(Fr::from(side.code())));
-        fields.extend([
+        let order = [
+            port.index.cell(),
+            series.cell(),
+            ctx.load_constant(Fr::from(side.code())),
             o.limit_price.cell(),
             o.max_size.cell(),
             o.order_id.cell(),
             o.expiry.cell(),
             o.max_fee_bps.cell(),
-        ]);
+        ];
+        fields.extend(order);
+        let mut signed = vec![order_tag, chain_id];
+        signed.extend(order);
+        messages.push(env.poseidon.hash(ctx, gate, &signed));
     }
-    env.poseidon.hash(ctx, gate, &fields)
+    let record = env.poseidon.hash(ctx, gate, &fields);
+    (record, [messages[0], messages[1]])
 }
 
 /// §4.4: records a fill of `size` on `order` in its slot of `port`'s order subtree, under `sel`.

@@ -12,12 +12,15 @@ use collar_protocol::params::ProtocolParams;
 use collar_protocol::pubdata::TickLayout;
 use collar_protocol::state::{StateHeader, TxWitness};
 use collar_protocol::tx::Liquidate;
+use collar_protocol::tx::Signer;
+use collar_protocol::SecretKey;
 use collar_protocol::{
     Account, PublicKey, Series, State, Tx, Underlying, FEE_ACCOUNT, INSURANCE_FUND,
 };
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 
 use super::BatchCircuitError;
+use crate::schnorr::SignatureWitness;
 
 /// Account ports per slot: the most accounts one transaction writes (a trade writes buyer,
 /// seller and the fee account).
@@ -56,6 +59,9 @@ pub struct SlotWitness {
     pub tx: Option<Tx>,
     /// Exactly [`PORTS`] writes, applied in order.
     pub ports: Vec<PortWitness>,
+    /// The transaction's signatures in `Tx::signed_messages` order (§6.5), which the circuit
+    /// verifies; a missing one fails the proof.
+    pub signatures: Vec<SignatureWitness>,
 }
 
 /// The tick lane's witness: the batch's oracle tick laid out at fixed positions (§10) and the
@@ -288,11 +294,18 @@ impl BatchWitness {
                 .map_err(|_| BatchCircuitError::Inconsistent("tick does not replay"))?;
         }
         let mut slots = Vec::with_capacity(capacity);
-        for w in txs {
+        let first_slot_tx = usize::from(tick.is_some());
+        for (i, w) in txs.iter().enumerate() {
             if w.header_before.accounts_root != replay.root() {
                 return Err(BatchCircuitError::Inconsistent("batch does not chain"));
             }
-            slots.push(slot_of(&mut replay, &state, w)?);
+            let mut slot = slot_of(&mut replay, &state, w)?;
+            slot.signatures = batch
+                .signatures
+                .get(first_slot_tx + i)
+                .map(|sigs| sigs.iter().map(SignatureWitness::from).collect())
+                .unwrap_or_default();
+            slots.push(slot);
             state
                 .apply(&w.tx)
                 .map_err(|_| BatchCircuitError::Inconsistent("batch does not replay"))?;
@@ -304,7 +317,11 @@ impl BatchWitness {
             let ports = (0..PORTS)
                 .map(|_| replay.idle())
                 .collect::<Result<_, _>>()?;
-            slots.push(SlotWitness { tx: None, ports });
+            slots.push(SlotWitness {
+                tx: None,
+                ports,
+                signatures: Vec::new(),
+            });
         }
         let mut b = before.clone();
         Ok(Self {
@@ -340,6 +357,42 @@ impl BatchWitness {
             }
         }
         Ok(())
+    }
+
+    /// Checks that every slot carries one signature per signed message of its transaction
+    /// (the circuit would otherwise reject the proof, with no reason given).
+    ///
+    /// # Errors
+    /// [`BatchCircuitError::MissingSignatures`] with the transaction's index in the batch.
+    pub fn check_signed(&self) -> Result<(), BatchCircuitError> {
+        let first = usize::from(self.tick.is_some());
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(tx) = &slot.tx {
+                if tx.signed_messages(self.params.chain_id).len() != slot.signatures.len() {
+                    return Err(BatchCircuitError::MissingSignatures(first + i));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-signs every slot's transaction, as it now stands, with `key(signer)`. Tests, benches
+    /// and `collar stats` hold their users' keys and use it after building or forging a
+    /// witness; a prover takes the users' signatures from `ExecutedBatch::signatures` instead.
+    pub fn resign_with(&mut self, key: impl Fn(&Signer) -> SecretKey) {
+        let chain_id = self.params.chain_id;
+        for slot in &mut self.slots {
+            slot.signatures = slot
+                .tx
+                .as_ref()
+                .map(|tx| {
+                    tx.signed_messages(chain_id)
+                        .iter()
+                        .map(|(signer, m)| SignatureWitness::from(&key(signer).sign(*m)))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
     }
 }
 
@@ -485,5 +538,6 @@ fn slot_of(
     Ok(SlotWitness {
         tx: Some(w.tx.clone()),
         ports,
+        signatures: Vec::new(),
     })
 }

@@ -1,0 +1,299 @@
+//! The Schnorr chip (PROTOCOL.md §6.3) against the native `collar_protocol::signature`:
+//! signatures by the native signer verify in circuit, the circuit and `verify` agree on random
+//! valid and tampered tuples, each structural check fails alone, and sampled single-cell
+//! mutations of a verification are all rejected.
+
+use collar_circuits::poseidon::PoseidonChip;
+use collar_circuits::schnorr::{offset_point, SchnorrChip, SignatureWitness, SCALAR_BITS};
+use collar_circuits::stats::{metered, Component};
+use collar_circuits::testing::{Failure, MockOutcome, MockRun, Mutation, FLEX_GATE};
+use collar_protocol::signature::{self, Keypair, PublicKey, Scalar, Signature};
+use halo2_base::gates::{RangeChip, RangeInstructions};
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::halo2_proofs::halo2curves::ff::PrimeField;
+use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
+use halo2_base::Context;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const K: u32 = 15;
+const LOOKUP_BITS: usize = 8;
+
+fn keypair(rng: &mut ChaCha8Rng) -> Keypair {
+    Keypair::from_seed(&rng.gen()).expect("nonzero key")
+}
+
+fn message(rng: &mut ChaCha8Rng) -> Fr {
+    Fr::from(rng.gen::<u64>()) * Fr::from(rng.gen::<u64>()) + Fr::from(rng.gen::<u64>())
+}
+
+/// One verification of `sig` on `m` under `pk`, all as witnesses; exposes `m`.
+fn build(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, pk: &PublicKey, m: Fr, sig: &Signature) {
+    let poseidon = PoseidonChip::new(ctx, range.gate());
+    let chip = SchnorrChip::new(range);
+    let x = ctx.load_witness(pk.x);
+    let y = ctx.load_witness(pk.y);
+    let pk = chip.public_key(ctx, x, y);
+    let m = ctx.load_witness(m);
+    let sig = chip.load_signature(ctx, &SignatureWitness::from(sig));
+    chip.verify(ctx, &poseidon, &pk, m, &sig);
+}
+
+fn run(pk: &PublicKey, m: Fr, sig: &Signature) -> MockOutcome<()> {
+    MockRun::new(K, LOOKUP_BITS).check(|ctx, range| build(ctx, range, pk, m, sig))
+}
+
+fn permutation_only(out: &MockOutcome<()>) -> bool {
+    out.failures.iter().all(|f| *f == Failure::Permutation) && !out.failures.is_empty()
+}
+
+/// `s + q` as 32 big-endian bytes, if it fits in 256 bits.
+fn s_plus_order(s: &[u8; 32]) -> Option<[u8; 32]> {
+    let order = hex_be(Scalar::MODULUS);
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in (0..32).rev() {
+        let v = u16::from(s[i]) + u16::from(order[i]) + carry;
+        out[i] = v as u8;
+        carry = v >> 8;
+    }
+    (carry == 0).then_some(out)
+}
+
+fn hex_be(hex: &str) -> [u8; 32] {
+    let digits = format!("{:0>64}", hex.trim_start_matches("0x"));
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+#[test]
+fn native_signatures_verify_in_circuit() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..3 {
+        let kp = keypair(&mut rng);
+        let m = message(&mut rng);
+        let sig = kp.sign(m);
+        signature::verify(&kp.pk(), m, &sig).expect("native accepts");
+        let out = run(&kp.pk(), m, &sig);
+        assert!(out.is_satisfied(), "{:?}", out.failures);
+    }
+}
+
+#[test]
+fn circuit_and_native_agree_on_random_tuples() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (mut accepted, mut rejected) = (0, 0);
+    for round in 0..6 {
+        let kp = keypair(&mut rng);
+        let other = keypair(&mut rng);
+        let m = message(&mut rng);
+        let mut sig = kp.sign(m);
+        let mut pk = kp.pk();
+        let mut msg = m;
+        match round % 3 {
+            0 => {}
+            1 => pk = other.pk(),
+            _ => {
+                msg = m + Fr::one();
+                sig = if rng.gen() { sig } else { other.sign(msg) };
+            }
+        }
+        let native = signature::verify(&pk, msg, &sig).is_ok();
+        let circuit = run(&pk, msg, &sig).is_satisfied();
+        assert_eq!(native, circuit, "round {round}");
+        if native {
+            accepted += 1;
+        } else {
+            rejected += 1;
+        }
+    }
+    assert!(
+        accepted > 0 && rejected > 0,
+        "{accepted} accepted, {rejected} rejected"
+    );
+}
+
+#[test]
+fn wrong_key_and_another_accounts_signature_fail() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let (alice, bob) = (keypair(&mut rng), keypair(&mut rng));
+    let m = message(&mut rng);
+    // Alice's signature checked under Bob's key.
+    let out = run(&bob.pk(), m, &alice.sign(m));
+    assert!(permutation_only(&out), "{:?}", out.failures);
+    // Bob's signature presented for Alice's message under Alice's key.
+    let out = run(&alice.pk(), m, &bob.sign(m));
+    assert!(permutation_only(&out), "{:?}", out.failures);
+}
+
+#[test]
+fn flipped_message_bit_fails() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let kp = keypair(&mut rng);
+    let m = message(&mut rng);
+    let sig = kp.sign(m);
+    for bit in [0u32, 63, 200] {
+        let mut repr = m.to_repr();
+        repr[(bit / 8) as usize] ^= 1 << (bit % 8);
+        let flipped = Option::from(Fr::from_repr(repr)).expect("still canonical");
+        assert!(signature::verify(&kp.pk(), flipped, &sig).is_err());
+        let out = run(&kp.pk(), flipped, &sig);
+        assert!(permutation_only(&out), "bit {bit}: {:?}", out.failures);
+    }
+}
+
+/// Loads `R` and `s` alone: the structural checks, isolated from the equation.
+fn load_only(r: [Fr; 2], s: [u8; 32]) -> MockOutcome<()> {
+    MockRun::new(12, LOOKUP_BITS).check(|ctx, range| {
+        SchnorrChip::new(range).load_signature(ctx, &SignatureWitness { r, s });
+    })
+}
+
+#[test]
+fn r_off_curve_or_identity_fails_its_curve_check() {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let kp = keypair(&mut rng);
+    let m = message(&mut rng);
+    let sig = kp.sign(m);
+    assert!(load_only([sig.rx, sig.ry], sig.s).is_satisfied());
+    for (rx, ry) in [(sig.rx, sig.ry + Fr::one()), (Fr::zero(), Fr::zero())] {
+        let bad = Signature { rx, ry, ..sig };
+        assert_eq!(bad.r_affine(), Err(signature::SignatureError::InvalidR));
+        // The on-curve copy constraint is the one failure of the load.
+        let out = load_only([rx, ry], sig.s);
+        assert!(permutation_only(&out), "{:?}", out.failures);
+        assert!(!run(&kp.pk(), m, &bad).is_satisfied());
+    }
+}
+
+#[test]
+fn identity_or_off_curve_public_key_fails() {
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let kp = keypair(&mut rng);
+    let m = message(&mut rng);
+    let sig = kp.sign(m);
+    for pk in [
+        PublicKey::ZERO,
+        PublicKey {
+            x: kp.pk().x,
+            y: kp.pk().y + Fr::one(),
+        },
+    ] {
+        assert!(pk.to_affine().is_err());
+        let out = MockRun::new(10, LOOKUP_BITS).check(|ctx, range| {
+            let x = ctx.load_witness(pk.x);
+            let y = ctx.load_witness(pk.y);
+            SchnorrChip::new(range).public_key(ctx, x, y);
+        });
+        assert!(permutation_only(&out), "{:?}", out.failures);
+        assert!(!run(&pk, m, &sig).is_satisfied());
+    }
+}
+
+#[test]
+fn non_canonical_s_fails_the_order_check() {
+    let mut rng = ChaCha8Rng::seed_from_u64(29);
+    let kp = keypair(&mut rng);
+    // s + q must fit in 256 bits; s < 2^256 - q holds for most signatures.
+    let (m, sig, s_q) = (0..)
+        .find_map(|_| {
+            let m = message(&mut rng);
+            let sig = kp.sign(m);
+            s_plus_order(&sig.s).map(|s_q| (m, sig, s_q))
+        })
+        .unwrap();
+    let order = hex_be(Scalar::MODULUS);
+    for s in [order, s_q, [0xff; 32]] {
+        let bad = Signature { s, ..sig };
+        assert_eq!(
+            bad.s_scalar(),
+            Err(signature::SignatureError::NonCanonicalS)
+        );
+        let out = load_only([sig.rx, sig.ry], s);
+        assert!(permutation_only(&out), "{:?}", out.failures);
+        assert!(!run(&kp.pk(), m, &bad).is_satisfied());
+    }
+    // The largest canonical s passes the order check (q - 1).
+    let mut top = order;
+    top[31] -= 1;
+    assert!(load_only([sig.rx, sig.ry], top).is_satisfied());
+}
+
+#[test]
+fn sampled_single_cell_mutations_are_rejected() {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let kp = keypair(&mut rng);
+    let m = message(&mut rng);
+    let sig = kp.sign(m);
+    let honest = run(&kp.pk(), m, &sig);
+    assert!(honest.is_satisfied());
+    let cells = honest.advice_cells;
+    let samples = 40;
+    for _ in 0..samples {
+        let offset = rng.gen_range(0..cells);
+        let out = MockRun::new(K, LOOKUP_BITS).run(
+            |ctx, range| {
+                build(ctx, range, &kp.pk(), m, &sig);
+                ((), Vec::new())
+            },
+            Some(Mutation {
+                offset,
+                value: Fr::from(rng.gen::<u64>()) + Fr::one(),
+            }),
+            None,
+        );
+        assert!(
+            !out.is_satisfied(),
+            "mutating cell {offset} of {cells} was accepted"
+        );
+        assert!(
+            out.failures
+                .iter()
+                .all(|f| matches!(f, Failure::Gate(n) if n == FLEX_GATE)
+                    || *f == Failure::Permutation
+                    || f.is_range_lookup()),
+            "{:?}",
+            out.failures
+        );
+    }
+}
+
+#[test]
+fn cells_per_signature() {
+    let mut rng = ChaCha8Rng::seed_from_u64(37);
+    let kp = keypair(&mut rng);
+    let m = message(&mut rng);
+    let sig = kp.sign(m);
+    let out = MockRun::new(K, LOOKUP_BITS).check(|ctx, range| {
+        let ((), breakdown) =
+            metered(range, ctx, |ctx| build(ctx, range, &kp.pk(), m, &sig)).expect("no meter");
+        breakdown
+    });
+    assert!(out.is_satisfied());
+    let b = out.output;
+    let cells = |c: Component| {
+        b.components
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, cells)| cells.advice)
+            .unwrap()
+    };
+    let sig_cells = cells(Component::Signatures);
+    eprintln!(
+        "one signature: {} advice cells in all, {sig_cells} in point arithmetic and scalar bits, \
+         {} lookup cells",
+        b.total.advice, b.total.lookup
+    );
+    // Shape, not speed: two scalar multiplications of SCALAR_BITS / 2 windows each, between 20
+    // and 250 cells a window.
+    let windows = (SCALAR_BITS / 2) as u64;
+    assert!(
+        (20 * windows..250 * windows).contains(&sig_cells),
+        "{sig_cells}"
+    );
+    // The offset point is a point of the curve, not the identity.
+    assert!(!bool::from(offset_point().is_identity()));
+}
