@@ -331,3 +331,47 @@ pub fn idle_lane() -> &'static IdleLane {
         }
     })
 }
+
+/// The [`IdleLane`]'s key and message as constant cells, loaded once per circuit.
+#[derive(Clone, Copy, Debug)]
+pub struct IdleCells {
+    pk: [AssignedValue<Fr>; 2],
+    m: AssignedValue<Fr>,
+}
+
+impl IdleCells {
+    /// Loads the stand-in's key and message as constants.
+    pub fn load(ctx: &mut Context<Fr>) -> Self {
+        let idle = idle_lane();
+        Self {
+            pk: [ctx.load_constant(idle.pk.x), ctx.load_constant(idle.pk.y)],
+            m: ctx.load_constant(idle.m),
+        }
+    }
+}
+
+impl SchnorrChip<'_> {
+    /// One signature lane: where `active` is 1, constrains `sig` to be a valid signature by
+    /// `key` on `m`; where it is 0, verifies the [`IdleLane`] stand-in instead, so the check is
+    /// the same circuit either way. `sig: None` (a missing signature) loads the stand-in's,
+    /// which then fails an active lane. Precondition: `active` is a constrained bit.
+    pub fn verify_lane(
+        &self,
+        ctx: &mut Context<Fr>,
+        poseidon: &PoseidonChip,
+        idle: &IdleCells,
+        active: AssignedValue<Fr>,
+        key: [AssignedValue<Fr>; 2],
+        m: AssignedValue<Fr>,
+        sig: Option<&SignatureWitness>,
+    ) {
+        let gate = self.range.gate();
+        let [x, y] = [0, 1].map(|c| gate.select(ctx, key[c], idle.pk[c], active));
+        let m = gate.select(ctx, m, idle.m, active);
+        let pk = self.public_key(ctx, x, y);
+        let on = *active.value() == Fr::ONE;
+        let witness = sig.filter(|_| on).copied().unwrap_or(idle_lane().sig);
+        let sig = self.load_signature(ctx, &witness);
+        self.verify(ctx, poseidon, &pk, m, &sig);
+    }
+}

@@ -1,7 +1,7 @@
 //! Authorisation in the batch circuit (§6.3, §6.5): the proof verifies the signature of every
-//! buy and sell order, withdrawal and liquidation order, with keys from the leaves under the old
-//! root. A signed field changed without its signer's signature, a signature by another account,
-//! a missing signature and a replayed withdrawal are each rejected; the honest batch (the same
+//! buy and sell order, withdrawal, liquidation order and oracle report, with account keys from
+//! the leaves under the old root and oracle keys from the registry. A signed field changed without its signer's signature, a signature by another account,
+//! a missing signature and a replayed withdrawal are each rejected, for oracle reports too; the honest batch (the same
 //! witness, signed) is accepted, so only the signature or the nonce can be what rejects.
 
 use collar_circuits::batch::{build_batch, BatchCircuitError, BatchWitness};
@@ -9,7 +9,7 @@ use collar_circuits::schnorr::SignatureWitness;
 use collar_circuits::testing::{Failure, MockOutcome, MockRun};
 use collar_protocol::batch;
 use collar_protocol::testkit::{account_key, sign_with_test_keys, signer_key, Harness};
-use collar_protocol::tx::Side;
+use collar_protocol::tx::{Side, Signer};
 use collar_protocol::{OptionKind, ProtocolParams, SignedTx, State, Tx, FEE_ACCOUNT};
 
 const K: u32 = 17;
@@ -203,4 +203,45 @@ fn a_replayed_withdrawal_is_rejected_by_its_nonce() {
         w.resign_with(signer_key);
     });
     assert!(fresh.is_satisfied(), "{:?}", fresh.failures);
+}
+
+#[test]
+fn an_oracle_report_is_signed_by_its_oracle() {
+    let mut h = setup();
+    let before = h.state.clone();
+    let tick = h.tick(20, &[(0, 100_000, vec![(0, 5_100)])]);
+    let ok = run(&before, std::slice::from_ref(&tick), |_| {});
+    assert!(ok.is_satisfied(), "{:?}", ok.failures);
+    let chain_id = before.params().chain_id;
+    // Oracle 1's spot moved by one unit: the median (all others agree) and every rule still
+    // hold, but oracle 1 never signed it.
+    let forge = |w: &mut BatchWitness| {
+        w.tick.as_mut().unwrap().layout.spots[0][1] += 1;
+    };
+    let unsigned = run(&before, std::slice::from_ref(&tick), forge);
+    assert!(signature_failed(&unsigned), "{:?}", unsigned.failures);
+    let signed = run(&before, std::slice::from_ref(&tick), |w| {
+        forge(w);
+        w.resign_with(signer_key);
+    });
+    assert!(signed.is_satisfied(), "{:?}", signed.failures);
+    // Oracle 2 signs oracle 1's exact report.
+    let out = run(&before, std::slice::from_ref(&tick), |w| {
+        let t = w.tick.as_mut().unwrap();
+        let m = t.report(0, 1).unwrap().message(chain_id);
+        t.signatures[0][1] = Some(SignatureWitness::from(
+            &signer_key(&Signer::Oracle(2)).sign(m),
+        ));
+    });
+    assert!(signature_failed(&out), "{:?}", out.failures);
+    // A report without its signature is a typed error before proving.
+    let mut s = before.clone();
+    let exec = batch::execute_signed(&mut s, 4, std::slice::from_ref(&tick)).unwrap();
+    let mut w = BatchWitness::new(&before, &exec, CAPACITY).unwrap();
+    w.check_signed().unwrap();
+    w.tick.as_mut().unwrap().signatures[0][1] = None;
+    assert_eq!(
+        w.check_signed(),
+        Err(BatchCircuitError::MissingSignatures(0))
+    );
 }

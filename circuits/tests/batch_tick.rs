@@ -123,6 +123,8 @@ fn run(
     w.resign_with(signer_key);
     let honest = format!("{:?}", (&w.tick, &w.slots));
     edit(&mut w);
+    // Forged reports are signed by their oracles, so only the rule under test can reject them.
+    w.resign_with(signer_key);
     let instances = (format!("{:?}", (&w.tick, &w.slots)) == honest)
         .then(|| exec.public_inputs.to_fields().to_vec());
     MockRun::new(K, 16).run(

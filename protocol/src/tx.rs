@@ -1,5 +1,6 @@
 //! Transactions, the messages their signers sign, and signed envelopes (PROTOCOL.md §6.5, §7).
 
+use ff::Field;
 use serde::{Deserialize, Serialize};
 
 use crate::field::{domain_tag, fr_from_short_bytes, Fr};
@@ -262,13 +263,9 @@ pub struct OracleReport {
 }
 
 impl OracleReport {
-    /// Signed message `H(tag, chain_id, oracle, underlying, timestamp, spot, H(s_0, m_0, …))` (§6.5).
+    /// Signed message `H(tag, chain_id, oracle, underlying, timestamp, spot, marks_digest)`
+    /// (§6.5).
     pub fn message(&self, chain_id: u64) -> Fr {
-        let marks: Vec<Fr> = self
-            .marks
-            .iter()
-            .flat_map(|m| [Fr::from(u64::from(m.series)), Fr::from(m.mark)])
-            .collect();
         poseidon::hash(&[
             domain_tag(tags::ORACLE),
             Fr::from(chain_id),
@@ -276,8 +273,18 @@ impl OracleReport {
             Fr::from(u64::from(self.underlying)),
             Fr::from(self.timestamp),
             Fr::from(self.spot),
-            poseidon::hash(&marks),
+            self.marks_digest(),
         ])
+    }
+
+    /// The chain `c_0 = 0`, `c_{i+1} = H(c_i, s_i·2^64 + m_i)` over the marks in order (§6.5):
+    /// one permutation a mark, so a circuit can absorb a series' mark into its report's chain
+    /// without knowing the list's length. Injective for series ids and marks below `2^64`.
+    pub fn marks_digest(&self) -> Fr {
+        let shift = Fr::from(u64::MAX) + Fr::ONE;
+        self.marks.iter().fold(Fr::ZERO, |c, m| {
+            poseidon::hash(&[c, Fr::from(u64::from(m.series)) * shift + Fr::from(m.mark)])
+        })
     }
 }
 

@@ -40,7 +40,7 @@ use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::{Hashing, PoseidonChip};
 use crate::pow5::{HashingCircuit, HashingCircuitParams};
 use crate::safe::Ranged;
-use crate::schnorr::{idle_lane, SchnorrChip};
+use crate::schnorr::{IdleCells, SchnorrChip};
 use crate::stats::measure_tx_type;
 use gadgets::{any_position_halted, eq_if, keep, select_for_margin, Keep};
 
@@ -67,25 +67,6 @@ pub enum BatchCircuitError {
     /// The witness is inconsistent with itself (a bug in the caller).
     #[error("inconsistent witness: {0}")]
     Inconsistent(&'static str),
-}
-
-/// The witnesses of a slot's two signature lanes (see `build_batch`): the transaction's
-/// signatures where its type uses the lane, the idle stand-in otherwise or where one is missing
-/// (which then fails the proof).
-fn lane_signatures(slot: &SlotWitness) -> [crate::schnorr::SignatureWitness; 2] {
-    let idle = idle_lane().sig;
-    let lanes = match &slot.tx {
-        Some(Tx::Trade(_)) => 2,
-        Some(Tx::Withdraw(_) | Tx::Liquidate(_)) => 1,
-        _ => 0,
-    };
-    [0, 1].map(|i| {
-        if i < lanes {
-            slot.signatures.get(i).copied().unwrap_or(idle)
-        } else {
-            idle
-        }
-    })
 }
 
 /// The header fields as loaded or computed in circuit.
@@ -301,9 +282,7 @@ pub fn build_batch(
     let chain_id = ctx.load_constant(Fr::from(p.chain_id));
     let withdraw_msg_tag = ctx.load_constant(domain_tag(tags::WITHDRAW));
     let schnorr = SchnorrChip::new(range);
-    let idle = idle_lane();
-    let idle_pk = [ctx.load_constant(idle.pk.x), ctx.load_constant(idle.pk.y)];
-    let idle_m = ctx.load_constant(idle.m);
+    let idle = IdleCells::load(ctx);
 
     for slot in &w.slots {
         assert_eq!(slot.ports.len(), PORTS, "every slot has {PORTS} ports");
@@ -524,29 +503,26 @@ pub fn build_batch(
         // root. A lane with nothing to check verifies the idle stand-in instead.
         measure_tx_type("signatures", ctx, |ctx| {
             let lane0 = gate.sum(ctx, [ty.withdraw, ty.trade, ty.liquidate]);
-            let idle0 = gate.not(ctx, lane0);
             let m0 = gate.inner_product(
                 ctx,
-                [withdraw_msg, order_msgs[0], liquidation_msg, idle_m],
-                [ty.withdraw, ty.trade, ty.liquidate, idle0].map(halo2_base::QuantumCell::Existing),
+                [withdraw_msg, order_msgs[0], liquidation_msg],
+                [ty.withdraw, ty.trade, ty.liquidate].map(halo2_base::QuantumCell::Existing),
             );
             let key0 = [0, 1].map(|c| {
-                let k = gate.select(
+                gate.select(
                     ctx,
                     ports[2].before.pubkey[c],
                     ports[0].before.pubkey[c],
                     ty.liquidate,
-                );
-                gate.select(ctx, k, idle_pk[c], lane0)
+                )
             });
-            let m1 = gate.select(ctx, order_msgs[1], idle_m, ty.trade);
-            let key1 =
-                [0, 1].map(|c| gate.select(ctx, ports[1].before.pubkey[c], idle_pk[c], ty.trade));
-            let lanes = lane_signatures(slot);
-            for ((key, m), witness) in [(key0, m0), (key1, m1)].into_iter().zip(lanes) {
-                let pk = schnorr.public_key(ctx, key[0], key[1]);
-                let sig = schnorr.load_signature(ctx, &witness);
-                schnorr.verify(ctx, &poseidon, &pk, m, &sig);
+            let lanes = [
+                (lane0, key0, m0),
+                (ty.trade, ports[1].before.pubkey, order_msgs[1]),
+            ];
+            for (i, (active, key, m)) in lanes.into_iter().enumerate() {
+                let sig = slot.signatures.get(i);
+                schnorr.verify_lane(ctx, &poseidon, &idle, active, key, m, sig);
             }
         });
 

@@ -24,6 +24,7 @@ use super::witness::TickWitness;
 use crate::market::{AssignedSeries, AssignedUnderlying};
 use crate::poseidon::PoseidonChip;
 use crate::safe::Ranged;
+use crate::schnorr::{IdleCells, SchnorrChip};
 
 /// What the lane leaves for the rest of the batch.
 pub(super) struct TickLane {
@@ -147,10 +148,12 @@ pub(super) fn constrain(
     // (0, 0) (registered keys are curve points; the list is zero-padded).
     let mut preimage = vec![ctx.load_constant(Fr::from(p.oracle_quorum as u64))];
     let mut registered = Vec::with_capacity(no);
+    let mut keys = Vec::with_capacity(no);
     for j in 0..no {
         let k = oracles.get(j).copied().unwrap_or(PublicKey::ZERO);
         let x = ctx.load_witness(k.x);
         let y = ctx.load_witness(k.y);
+        keys.push([x, y]);
         let zx = gate.is_zero(ctx, x);
         let zy = gate.is_zero(ctx, y);
         let none = gate.and(ctx, zx, zy);
@@ -247,6 +250,10 @@ pub(super) fn constrain(
 
     // Per series: quoted marks (§8 rule 2), their medians, and settlement at expiry (§7.6
     // rule 6).
+    // §6.5: each report's marks chain `c ← H(c, s·2^64 + m)`, absorbed series by series into
+    // the chain of the report (underlying of s, oracle j) when that report quotes s.
+    let mut chains = vec![vec![zero; no]; nu];
+    let shift = Fr::from(u64::MAX) + Fr::one();
     let mut quoted = Vec::with_capacity(ns);
     let mut mark_medians = Vec::with_capacity(ns);
     let mut marks_all = Vec::with_capacity(ns);
@@ -277,6 +284,17 @@ pub(super) fn constrain(
             let reported = by_und(ctx, &mut present.iter().map(|row: &Vec<_>| row[j]));
             let is = gate.mul(ctx, q, reported);
             zero_unless(ctx, gate, mk.cell(), is);
+            let current = gate.select_by_indicator(
+                ctx,
+                chains.iter().map(|row: &Vec<AssignedValue<Fr>>| row[j]),
+                und_ind.iter().copied(),
+            );
+            let link = gate.add(ctx, mk.cell(), Constant(Fr::from(s as u64) * shift));
+            let next = inp.poseidon.hash(ctx, gate, &[current, link]);
+            for (u, row) in chains.iter_mut().enumerate() {
+                let takes = gate.mul(ctx, und_ind[u], is);
+                row[j] = gate.select(ctx, next, row[j], takes);
+            }
             marks.push(mk);
             here.push(is);
         }
@@ -311,6 +329,35 @@ pub(super) fn constrain(
         quoted.push((q, gate.mul(ctx, q, su1)));
         mark_medians.push(mm);
         marks_all.push(marks);
+    }
+
+    // §6.3, §6.5: every report's signature, by its oracle's registered key, on the message
+    // `H(T_oracle, chain_id, oracle, underlying, timestamp, spot, marks chain)`; a slot with no
+    // report verifies the idle stand-in.
+    let schnorr = SchnorrChip::new(range);
+    let idle = IdleCells::load(ctx);
+    let oracle_tag = ctx.load_constant(domain_tag(tags::ORACLE));
+    let chain_id = ctx.load_constant(Fr::from(p.chain_id));
+    for u in 0..nu {
+        let und = ctx.load_constant(Fr::from(u as u64));
+        for j in 0..no {
+            let oracle = ctx.load_constant(Fr::from(j as u64));
+            let m = inp.poseidon.hash(
+                ctx,
+                gate,
+                &[
+                    oracle_tag,
+                    chain_id,
+                    oracle,
+                    und,
+                    ts.cell(),
+                    spot_rows[u][j].cell(),
+                    chains[u][j],
+                ],
+            );
+            let sig = w.signatures[u][j].as_ref();
+            schnorr.verify_lane(ctx, inp.poseidon, &idle, present[u][j], keys[j], m, sig);
+        }
     }
 
     // The record hash over the fixed tick form (§10) and the tick commitment (§11).

@@ -12,11 +12,11 @@ use collar_protocol::params::ProtocolParams;
 use collar_protocol::pubdata::TickLayout;
 use collar_protocol::state::{StateHeader, TxWitness};
 use collar_protocol::tx::Liquidate;
-use collar_protocol::tx::Signer;
-use collar_protocol::SecretKey;
+use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, Signer};
 use collar_protocol::{
     Account, PublicKey, Series, State, Tx, Underlying, FEE_ACCOUNT, INSURANCE_FUND,
 };
+use collar_protocol::{SecretKey, Signature};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 
 use super::BatchCircuitError;
@@ -74,6 +74,9 @@ pub struct TickWitness {
     pub spot_median: Vec<u64>,
     /// Per series index: the accepted median mark, 0 if the tick does not quote it.
     pub mark_median: Vec<u64>,
+    /// Per underlying index, per oracle index: the signature of that report (§6.5), `None`
+    /// where there is no report or it was not given (which then fails the proof).
+    pub signatures: Vec<Vec<Option<SignatureWitness>>>,
 }
 
 impl TickWitness {
@@ -89,6 +92,45 @@ impl TickWitness {
             },
             spot_median: vec![0; params.max_underlyings],
             mark_median: vec![0; params.max_series],
+            signatures: vec![vec![None; params.max_oracles]; params.max_underlyings],
+        }
+    }
+
+    /// The report of oracle `oracle` on underlying `underlying` as laid out, or `None` where
+    /// the tick has none: its spot, and its marks (the series the block quotes, ascending).
+    pub fn report(&self, underlying: usize, oracle: usize) -> Option<OracleReport> {
+        let l = &self.layout;
+        let spot = *l.spots.get(underlying)?.get(oracle)?;
+        if spot == 0 || !l.priced[underlying] {
+            return None;
+        }
+        let marks = (0..l.quoted.len())
+            .filter(|&s| l.quoted[s] == underlying as u64 + 1)
+            .map(|s| SeriesMark {
+                series: s as u32,
+                mark: l.marks[s][oracle],
+            })
+            .collect();
+        Some(OracleReport {
+            oracle: oracle as u32,
+            underlying: underlying as u32,
+            timestamp: l.timestamp,
+            spot,
+            marks,
+        })
+    }
+
+    /// Takes the tick's signatures (in `Tx::signed_messages` order) into the layout.
+    fn sign_from(&mut self, tick: &OracleTick, sigs: &[Signature]) {
+        let reports = tick.underlyings.iter().flat_map(|u| u.reports.iter());
+        for (r, sig) in reports.zip(sigs) {
+            if let Some(cell) = self
+                .signatures
+                .get_mut(r.underlying as usize)
+                .and_then(|row| row.get_mut(r.oracle as usize))
+            {
+                *cell = Some(SignatureWitness::from(sig));
+            }
         }
     }
 
@@ -270,10 +312,15 @@ impl BatchWitness {
     ) -> Result<Self, BatchCircuitError> {
         let params = before.params();
         let (tick, txs) = match batch.witnesses.split_first() {
-            Some((w, rest)) if matches!(w.tx, Tx::OracleTick(_)) => {
-                (Some(TickWitness::of(params, w)?), rest)
-            }
-            _ => (None, &batch.witnesses[..]),
+            Some((w, rest)) => match &w.tx {
+                Tx::OracleTick(t) => {
+                    let mut tw = TickWitness::of(params, w)?;
+                    tw.sign_from(t, batch.signatures.first().map_or(&[], Vec::as_slice));
+                    (Some(tw), rest)
+                }
+                _ => (None, &batch.witnesses[..]),
+            },
+            None => (None, &batch.witnesses[..]),
         };
         if let Some(i) = txs.iter().position(|w| matches!(w.tx, Tx::OracleTick(_))) {
             return Err(BatchCircuitError::TickNotFirst(
@@ -365,6 +412,15 @@ impl BatchWitness {
     /// # Errors
     /// [`BatchCircuitError::MissingSignatures`] with the transaction's index in the batch.
     pub fn check_signed(&self) -> Result<(), BatchCircuitError> {
+        if let Some(t) = &self.tick {
+            for u in 0..t.signatures.len() {
+                for o in 0..t.signatures[u].len() {
+                    if t.report(u, o).is_some() && t.signatures[u][o].is_none() {
+                        return Err(BatchCircuitError::MissingSignatures(0));
+                    }
+                }
+            }
+        }
         let first = usize::from(self.tick.is_some());
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(tx) = &slot.tx {
@@ -381,6 +437,16 @@ impl BatchWitness {
     /// witness; a prover takes the users' signatures from `ExecutedBatch::signatures` instead.
     pub fn resign_with(&mut self, key: impl Fn(&Signer) -> SecretKey) {
         let chain_id = self.params.chain_id;
+        if let Some(t) = &mut self.tick {
+            for u in 0..t.signatures.len() {
+                for o in 0..t.signatures[u].len() {
+                    t.signatures[u][o] = t.report(u, o).map(|r| {
+                        let sk = key(&Signer::Oracle(r.oracle));
+                        SignatureWitness::from(&sk.sign(r.message(chain_id)))
+                    });
+                }
+            }
+        }
         for slot in &mut self.slots {
             slot.signatures = slot
                 .tx
