@@ -350,21 +350,31 @@ impl IdleCells {
     }
 }
 
+/// What one signature lane checks: whether it is in use, the signer's key and the message.
+#[derive(Clone, Copy, Debug)]
+pub struct Lane {
+    /// 1 where the lane has a signature to check. Precondition: a constrained bit.
+    pub active: AssignedValue<Fr>,
+    /// The signer's key `(x, y)`, e.g. from its account leaf.
+    pub key: [AssignedValue<Fr>; 2],
+    /// The signed message, hashed in circuit.
+    pub m: AssignedValue<Fr>,
+}
+
 impl SchnorrChip<'_> {
-    /// One signature lane: where `active` is 1, constrains `sig` to be a valid signature by
-    /// `key` on `m`; where it is 0, verifies the [`IdleLane`] stand-in instead, so the check is
-    /// the same circuit either way. `sig: None` (a missing signature) loads the stand-in's,
-    /// which then fails an active lane. Precondition: `active` is a constrained bit.
+    /// One signature lane: where `lane.active` is 1, constrains `sig` to be a valid signature by
+    /// `lane.key` on `lane.m`; where it is 0, verifies the [`IdleLane`] stand-in instead, so the
+    /// check is the same circuit either way. `sig: None` (a missing signature) loads the
+    /// stand-in's, which then fails an active lane.
     pub fn verify_lane(
         &self,
         ctx: &mut Context<Fr>,
         poseidon: &PoseidonChip,
         idle: &IdleCells,
-        active: AssignedValue<Fr>,
-        key: [AssignedValue<Fr>; 2],
-        m: AssignedValue<Fr>,
+        lane: Lane,
         sig: Option<&SignatureWitness>,
     ) {
+        let Lane { active, key, m } = lane;
         let gate = self.range.gate();
         let [x, y] = [0, 1].map(|c| gate.select(ctx, key[c], idle.pk[c], active));
         let m = gate.select(ctx, m, idle.m, active);

@@ -207,7 +207,7 @@ fn a_replayed_withdrawal_is_rejected_by_its_nonce() {
 
 #[test]
 fn an_oracle_report_is_signed_by_its_oracle() {
-    let mut h = setup();
+    let h = setup();
     let before = h.state.clone();
     let tick = h.tick(20, &[(0, 100_000, vec![(0, 5_100)])]);
     let ok = run(&before, std::slice::from_ref(&tick), |_| {});

@@ -40,7 +40,7 @@ use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::{Hashing, PoseidonChip};
 use crate::pow5::{HashingCircuit, HashingCircuitParams};
 use crate::safe::Ranged;
-use crate::schnorr::{IdleCells, SchnorrChip};
+use crate::schnorr::{IdleCells, Lane, SchnorrChip};
 use crate::stats::measure_tx_type;
 use gadgets::{any_position_halted, eq_if, keep, select_for_margin, Keep};
 
@@ -521,8 +521,9 @@ pub fn build_batch(
                 (ty.trade, ports[1].before.pubkey, order_msgs[1]),
             ];
             for (i, (active, key, m)) in lanes.into_iter().enumerate() {
+                let lane = Lane { active, key, m };
                 let sig = slot.signatures.get(i);
-                schnorr.verify_lane(ctx, &poseidon, &idle, active, key, m, sig);
+                schnorr.verify_lane(ctx, &poseidon, &idle, lane, sig);
             }
         });
 

@@ -24,7 +24,7 @@ use super::witness::TickWitness;
 use crate::market::{AssignedSeries, AssignedUnderlying};
 use crate::poseidon::PoseidonChip;
 use crate::safe::Ranged;
-use crate::schnorr::{IdleCells, SchnorrChip};
+use crate::schnorr::{IdleCells, Lane, SchnorrChip};
 
 /// What the lane leaves for the rest of the batch.
 pub(super) struct TickLane {
@@ -355,8 +355,12 @@ pub(super) fn constrain(
                     chains[u][j],
                 ],
             );
-            let sig = w.signatures[u][j].as_ref();
-            schnorr.verify_lane(ctx, inp.poseidon, &idle, present[u][j], keys[j], m, sig);
+            let lane = Lane {
+                active: present[u][j],
+                key: keys[j],
+                m,
+            };
+            schnorr.verify_lane(ctx, inp.poseidon, &idle, lane, w.signatures[u][j].as_ref());
         }
     }
 
