@@ -956,6 +956,12 @@ pub struct CircuitStats {
     pub lookup_cells_per_slot: f64,
     /// Exclusive split by component; sums to the totals.
     pub components: Vec<ComponentStats>,
+    /// Signature lanes the circuit verifies (two a slot, one per (underlying, oracle) position
+    /// of the tick lane), whether or not the batch fills them.
+    pub signature_lanes: usize,
+    /// The signatures component's advice cells per lane (point arithmetic, scalar bits and
+    /// canonicity; the challenge's Poseidon is under hashing).
+    pub advice_cells_per_signature: f64,
     /// Inclusive cells per transaction-type gadget (empty until the batch circuit wraps its
     /// gadgets in [`measure_tx_type`]).
     pub tx_types: Vec<TxTypeCells>,
@@ -1027,6 +1033,13 @@ pub fn stats_of(built: &Built, params: ProtocolParams) -> CircuitStats {
     .unwrap_or(0);
     let total = built.advice_cells.max(1) as f64;
     let cap = built.shape.capacity as f64;
+    let signature_lanes = 2 * built.shape.capacity + params.max_underlyings * params.max_oracles;
+    let signature_cells = built
+        .breakdown
+        .components
+        .iter()
+        .find(|(comp, _)| *comp == Component::Signatures)
+        .map_or(0, |(_, cells)| cells.advice);
     CircuitStats {
         shape: built.shape.clone(),
         params,
@@ -1061,6 +1074,8 @@ pub fn stats_of(built: &Built, params: ProtocolParams) -> CircuitStats {
             })
             .collect(),
         tx_types: built.breakdown.tx_types.clone(),
+        signature_lanes,
+        advice_cells_per_signature: signature_cells as f64 / signature_lanes.max(1) as f64,
         proving: None,
         peak_memory_bytes: peak_memory_bytes(),
     }
@@ -1085,7 +1100,7 @@ impl fmt::Display for CircuitStats {
             "batch: {} trades, {} deposits, {} withdrawals, {} padding",
             self.batch.trades, self.batch.deposits, self.batch.withdrawals, self.batch.padding
         )?;
-        let rows: [(&str, String); 14] = [
+        let rows: [(&str, String); 15] = [
             ("hashing", self.hashing.to_string()),
             ("k", self.k.to_string()),
             ("lookup bits", self.lookup_bits.to_string()),
@@ -1118,6 +1133,13 @@ impl fmt::Display for CircuitStats {
                 ),
             ),
             ("fixed cells (constants)", self.fixed_cells.to_string()),
+            (
+                "signature lanes / cells each",
+                format!(
+                    "{} / {:.0}",
+                    self.signature_lanes, self.advice_cells_per_signature
+                ),
+            ),
         ];
         for (name, value) in rows {
             writeln!(f, "  {name:<32}{value:>24}")?;

@@ -38,6 +38,7 @@ fn components_partition_the_builders_own_count() {
         "range-checks",
         "margin",
         "account-leaf",
+        "signatures",
     ] {
         assert!(get(name).advice_cells > 0, "{name} has cells: {s}");
     }
@@ -48,6 +49,12 @@ fn components_partition_the_builders_own_count() {
         assert_eq!(get(name).lookup_cells, 0, "{name} queues no lookups: {s}");
     }
     assert_eq!(s.batch.trades, 1, "capacity 1 holds one trade");
+    // Two signature lanes a slot and one per (underlying, oracle) of the tick lane; each lane's
+    // cells are the whole signatures component shared out.
+    let lanes = 2 * s.shape.capacity + s.params.max_underlyings * s.params.max_oracles;
+    assert_eq!(s.signature_lanes, lanes);
+    let per_lane = get("signatures").advice_cells as f64 / lanes as f64;
+    assert_eq!(s.advice_cells_per_signature, per_lane);
     assert!(s.k >= stats::MIN_K);
     assert!(s.advice_columns >= 1 && s.advice_columns <= s.shape.max_advice);
     assert!(s.rows_used <= s.usable_rows);
