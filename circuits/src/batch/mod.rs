@@ -60,8 +60,9 @@ pub enum BatchCircuitError {
     /// before the slots (the sequencer seals around ticks).
     #[error("transaction {0}: an oracle tick must be the first transaction of its batch")]
     TickNotFirst(usize),
-    /// Transaction `0` carries fewer or more signatures than its signed messages (§6.5): the
-    /// batch was executed unsigned (`collar_protocol::batch::execute_signed` keeps them).
+    /// The transaction at this position of the batch carries fewer or more signatures than its
+    /// signed messages (§6.5), or a tick report lacks one: the batch was executed unsigned
+    /// (`collar_protocol::batch::execute_signed` keeps them).
     #[error("transaction {0}: its signatures are missing from the batch")]
     MissingSignatures(usize),
     /// The witness is inconsistent with itself (a bug in the caller).
