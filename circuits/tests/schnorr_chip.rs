@@ -27,6 +27,14 @@ fn message(rng: &mut ChaCha8Rng) -> Fr {
     Fr::from(rng.gen::<u64>()) * Fr::from(rng.gen::<u64>()) + Fr::from(rng.gen::<u64>())
 }
 
+/// A fresh key, a random message and the key's signature on it, from `rng`.
+fn signed(rng: &mut ChaCha8Rng) -> (Keypair, Fr, Signature) {
+    let kp = keypair(rng);
+    let m = message(rng);
+    let sig = kp.sign(m);
+    (kp, m, sig)
+}
+
 /// One verification of `sig` on `m` under `pk`, all as witnesses; exposes `m`.
 fn build(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, pk: &PublicKey, m: Fr, sig: &Signature) {
     let poseidon = PoseidonChip::new(ctx, range.gate());
@@ -73,9 +81,7 @@ fn hex_be(hex: &str) -> [u8; 32] {
 fn native_signatures_verify_in_circuit() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for _ in 0..3 {
-        let kp = keypair(&mut rng);
-        let m = message(&mut rng);
-        let sig = kp.sign(m);
+        let (kp, m, sig) = signed(&mut rng);
         signature::verify(&kp.pk(), m, &sig).expect("native accepts");
         let out = run(&kp.pk(), m, &sig);
         assert!(out.is_satisfied(), "{:?}", out.failures);
@@ -131,10 +137,7 @@ fn wrong_key_and_another_accounts_signature_fail() {
 
 #[test]
 fn flipped_message_bit_fails() {
-    let mut rng = ChaCha8Rng::seed_from_u64(17);
-    let kp = keypair(&mut rng);
-    let m = message(&mut rng);
-    let sig = kp.sign(m);
+    let (kp, m, sig) = signed(&mut ChaCha8Rng::seed_from_u64(17));
     for bit in [0u32, 63, 200] {
         let mut repr = m.to_repr();
         repr[(bit / 8) as usize] ^= 1 << (bit % 8);
@@ -154,10 +157,7 @@ fn load_only(r: [Fr; 2], s: [u8; 32]) -> MockOutcome<()> {
 
 #[test]
 fn r_off_curve_or_identity_fails_its_curve_check() {
-    let mut rng = ChaCha8Rng::seed_from_u64(19);
-    let kp = keypair(&mut rng);
-    let m = message(&mut rng);
-    let sig = kp.sign(m);
+    let (kp, m, sig) = signed(&mut ChaCha8Rng::seed_from_u64(19));
     assert!(load_only([sig.rx, sig.ry], sig.s).is_satisfied());
     for (rx, ry) in [(sig.rx, sig.ry + Fr::one()), (Fr::zero(), Fr::zero())] {
         let bad = Signature { rx, ry, ..sig };
@@ -171,10 +171,7 @@ fn r_off_curve_or_identity_fails_its_curve_check() {
 
 #[test]
 fn identity_or_off_curve_public_key_fails() {
-    let mut rng = ChaCha8Rng::seed_from_u64(23);
-    let kp = keypair(&mut rng);
-    let m = message(&mut rng);
-    let sig = kp.sign(m);
+    let (kp, m, sig) = signed(&mut ChaCha8Rng::seed_from_u64(23));
     for pk in [
         PublicKey::ZERO,
         PublicKey {
@@ -225,9 +222,7 @@ fn non_canonical_s_fails_the_order_check() {
 #[test]
 fn sampled_single_cell_mutations_are_rejected() {
     let mut rng = ChaCha8Rng::seed_from_u64(31);
-    let kp = keypair(&mut rng);
-    let m = message(&mut rng);
-    let sig = kp.sign(m);
+    let (kp, m, sig) = signed(&mut rng);
     let honest = run(&kp.pk(), m, &sig);
     assert!(honest.is_satisfied());
     let cells = honest.advice_cells;
@@ -263,10 +258,7 @@ fn sampled_single_cell_mutations_are_rejected() {
 
 #[test]
 fn cells_per_signature() {
-    let mut rng = ChaCha8Rng::seed_from_u64(37);
-    let kp = keypair(&mut rng);
-    let m = message(&mut rng);
-    let sig = kp.sign(m);
+    let (kp, m, sig) = signed(&mut ChaCha8Rng::seed_from_u64(37));
     let out = MockRun::new(K, LOOKUP_BITS).check(|ctx, range| {
         let ((), breakdown) =
             metered(range, ctx, |ctx| build(ctx, range, &kp.pk(), m, &sig)).expect("no meter");
