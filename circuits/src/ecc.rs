@@ -18,7 +18,6 @@
 use halo2_base::gates::GateInstructions;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::halo2curves::grumpkin::G1Affine;
-use halo2_base::halo2_proofs::halo2curves::CurveAffine;
 use halo2_base::QuantumCell;
 use halo2_base::QuantumCell::{Constant, Existing, Witness};
 use halo2_base::{AssignedValue, Context};
@@ -38,14 +37,6 @@ pub struct AssignedPoint {
     pub x: AssignedValue<Fr>,
     /// Affine y-coordinate.
     pub y: AssignedValue<Fr>,
-}
-
-impl AssignedPoint {
-    /// The witness values as a curve point, `None` if they are off the curve (a failing
-    /// witness, e.g. in a negative test).
-    pub fn value(&self) -> Option<G1Affine> {
-        Option::from(G1Affine::from_xy(*self.x.value(), *self.y.value()))
-    }
 }
 
 /// A point table read by two bits: entry `j = b0 + 2·b1` of four, each coordinate written as
@@ -83,11 +74,6 @@ impl<'a, G: GateInstructions<Fr>> EccChip<'a, G> {
     /// A chip over `gate`.
     pub fn new(gate: &'a G) -> Self {
         Self { gate }
-    }
-
-    /// The gate it builds on.
-    pub fn gate(&self) -> &'a G {
-        self.gate
     }
 
     /// Constrains `y^2 = x^3 - 17` (12 cells). `(0, 0)` fails it, so the identity never passes.

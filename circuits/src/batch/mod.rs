@@ -70,6 +70,10 @@ pub enum BatchCircuitError {
     Inconsistent(&'static str),
 }
 
+/// Signature lanes per slot: lane 0 the withdrawal, buy order or liquidation order, lane 1 the
+/// sell order (the tick lane adds one per (underlying, oracle) position).
+pub const SIGNATURE_LANES: usize = 2;
+
 /// The header fields as loaded or computed in circuit.
 struct HeaderCells {
     accounts_root: AssignedValue<Fr>,
@@ -517,7 +521,7 @@ pub fn build_batch(
                     ty.liquidate,
                 )
             });
-            let lanes = [
+            let lanes: [_; SIGNATURE_LANES] = [
                 (lane0, key0, m0),
                 (ty.trade, ports[1].before.pubkey, order_msgs[1]),
             ];
