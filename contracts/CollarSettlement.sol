@@ -101,10 +101,13 @@ contract CollarSettlement {
     /// Paying the recipient failed.
     error TransferFailed();
 
-    /// @param verifier_ the batch verifier contract.
+    /// @param verifier_ the batch verifier contract (must have code).
     /// @param accountDepth_ the deployment's `account_depth` (§4.8), at most 32.
     /// @param genesisRoot the state root of the genesis state (§4.10), canonical.
     constructor(address verifier_, uint256 accountDepth_, uint256 genesisRoot) {
+        // A call to an address without code succeeds and returns nothing: with no verifier
+        // there, every proof would pass.
+        require(verifier_.code.length != 0, "verifier has no code");
         require(accountDepth_ >= 2 && accountDepth_ <= 32, "account depth");
         require(genesisRoot < CollarPoseidon.P, "genesis root");
         verifier = verifier_;

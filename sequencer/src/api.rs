@@ -21,7 +21,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use collar_protocol::tx::Deposit;
 use collar_protocol::{SignedTx, Tx};
+use collar_verifier::settlement::L1Error;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -29,6 +31,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::db::Db;
 use crate::error::SubmitError;
+use crate::l1::{L1Feed, L1Status};
 use crate::metrics::Metrics;
 use crate::sequencer::{
     derived_key, fr_hex, payload_hash, rejection_code, Receipt, SequencerHandle, Submission,
@@ -268,6 +271,7 @@ pub struct AppState {
     config: Arc<ApiConfig>,
     bucket: Arc<Mutex<Bucket>>,
     clients: Arc<Mutex<ClientBuckets>>,
+    l1: Option<L1Feed>,
 }
 
 impl AppState {
@@ -281,7 +285,25 @@ impl AppState {
             config: Arc::new(config),
             bucket: Arc::new(Mutex::new(Bucket::full(tokens, Instant::now()))),
             clients: Arc::new(Mutex::new(ClientBuckets::new(MAX_CLIENTS))),
+            l1: None,
         }
+    }
+
+    /// Deposits come from `l1`'s settlement contract: the deposit routes refuse them, and
+    /// `/v1/l1/…` serve the devnet.
+    pub fn with_l1(mut self, l1: L1Feed) -> Self {
+        self.l1 = Some(l1);
+        self
+    }
+
+    fn l1(&self) -> Result<&L1Feed, ApiError> {
+        self.l1.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_l1",
+                "this node has no devnet L1 (start it with --l1-devnet)",
+            )
+        })
     }
 
     /// Takes a token from `peer`'s bucket, then from the overall one; the 429 says which
@@ -356,18 +378,14 @@ fn is_operator_kind(tx: &Tx) -> bool {
     )
 }
 
-/// Parses, authorises and submits; replies only after the commit.
-async fn submit(
+/// The JSON body of a request: 415 unless `application/json`, 413 over the size limit, 400 if
+/// malformed, 422 if well-formed but not `what`.
+fn json_body<T: serde::de::DeserializeOwned>(
     st: &AppState,
-    peer: Peer,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    route: Route,
-) -> Result<Json<Receipt>, ApiError> {
-    st.take_token(peer)?;
-    if let Route::Operator(_) = route {
-        st.check_operator(headers)?;
-    }
+    what: &str,
+) -> Result<T, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -391,15 +409,37 @@ async fn submit(
             ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text())
         }
     })?;
-    let stx: SignedTx = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+    serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
-            format!("not a signed transaction: {e}"),
+            format!("not {what}: {e}"),
         ),
         _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
-    })?;
+    })
+}
+
+/// Parses, authorises and submits; replies only after the commit.
+async fn submit(
+    st: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    route: Route,
+) -> Result<Json<Receipt>, ApiError> {
+    st.take_token(peer)?;
+    if let Route::Operator(_) = route {
+        st.check_operator(headers)?;
+    }
+    let stx: SignedTx = json_body(st, headers, body, "a signed transaction")?;
     let kind = stx.tx.kind();
+    if kind == "deposit" && st.l1.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "l1_deposits_only",
+            "deposits on this node come from the settlement contract's queue (POST /v1/l1/deposits on the devnet)",
+        ));
+    }
     match route {
         Route::AnyUser if is_operator_kind(&stx.tx) => st.check_operator(headers)?,
         Route::Only(k) | Route::Operator(k) if k != kind => {
@@ -505,7 +545,7 @@ submit_route!(
     post_deposit,
     "/v1/operator/deposits",
     Route::Operator("deposit"),
-    "Operator: credits a deposit from the L1 queue (until the settlement contract feeds them)."
+    "Operator: credits a deposit from the L1 queue, on a node without an L1 (with one, deposits come from the settlement contract's events and this route answers 403 `l1_deposits_only`)."
 );
 submit_route!(
     post_series,
@@ -710,6 +750,72 @@ pub async fn get_metrics(AxState(st): AxState<AppState>) -> impl IntoResponse {
     )
 }
 
+/// An L1 deposit accepted by the settlement contract.
+#[derive(Serialize, ToSchema)]
+pub struct L1DepositReply {
+    /// Its position in the contract's deposit queue (from 1).
+    pub index: u64,
+    /// The queue head after it (§7.1).
+    pub head: String,
+    /// The settlement contract.
+    pub settlement: String,
+}
+
+/// Devnet L1: a user's deposit, sent to the settlement contract's `deposit()` with `amount` wei
+/// (the devnet funds it). Durable on L1 when answered; the node credits it once its watcher has
+/// read the `DepositQueued` event (see `GET /v1/l1`).
+#[utoipa::path(post, path = "/v1/l1/deposits",
+    request_body(content = Object, content_type = "application/json",
+        description = "`{account, pubkey: {x, y}, amount}` (PROTOCOL.md §7.1)"),
+    responses(
+        (status = 200, body = L1DepositReply),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "No devnet L1 on this node (`no_l1`)", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Refused by the contract; code names its error (`zero_amount`, `invalid_pubkey`, `account_out_of_range`, `total_locked_overflow`)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "The devnet journal could not be written; nothing happened", body = ErrorBody),
+    ))]
+pub async fn post_l1_deposit(
+    AxState(st): AxState<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<L1DepositReply>, ApiError> {
+    let l1 = st.l1()?.clone();
+    st.take_token(peer)?;
+    let d: Deposit = json_body(&st, &headers, body, "a deposit")?;
+    let q = l1.deposit(d).await.map_err(|e| match e {
+        L1Error::Reverted { code } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+        }
+        other => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "l1_unavailable",
+            other.to_string(),
+        ),
+    })?;
+    Ok(Json(L1DepositReply {
+        index: q.index,
+        head: fr_hex(&q.head),
+        settlement: l1.settlement().to_string(),
+    }))
+}
+
+/// Devnet L1: the settlement contract, its deposit queue, and how far the state has consumed it.
+#[utoipa::path(get, path = "/v1/l1", responses((status = 200, body = L1Status),
+    (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get_l1(AxState(st): AxState<AppState>) -> Result<Json<L1Status>, ApiError> {
+    let status = st.l1()?.status(&st.seq).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "l1_unavailable",
+            e.to_string(),
+        )
+    })?;
+    Ok(Json(status))
+}
+
 /// The generated OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
@@ -732,9 +838,11 @@ pub async fn get_metrics(AxState(st): AxState<AppState>) -> impl IntoResponse {
         get_series,
         get_tick,
         get_health,
-        get_metrics
+        get_metrics,
+        post_l1_deposit,
+        get_l1
     ),
-    components(schemas(ErrorBody, Receipt, SignedTxDoc, SealReply))
+    components(schemas(ErrorBody, Receipt, SignedTxDoc, SealReply, L1DepositReply, L1Status))
 )]
 pub struct ApiDoc;
 
@@ -777,6 +885,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/series", get(get_series))
         .route("/v1/ticks/latest", get(get_tick))
         .route("/v1/health", get(get_health))
+        .route("/v1/l1", get(get_l1))
+        .route("/v1/l1/deposits", post(post_l1_deposit))
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)

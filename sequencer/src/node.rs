@@ -2,6 +2,7 @@
 //! server, started together.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use collar_protocol::Genesis;
@@ -9,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{router, ApiConfig, AppState};
 use crate::db::Db;
+use crate::l1::{spawn_watcher, L1Feed};
 use crate::metrics::Metrics;
 use crate::prover::{Halo2Backend, Halo2Config, ProofBackend, Worker, WorkerConfig};
 use crate::sequencer::{self, SequencerConfig, SequencerHandle};
@@ -32,6 +34,22 @@ pub struct NodeConfig {
     pub halo2: Halo2Config,
     /// Database pool size.
     pub max_connections: u32,
+    /// Where deposits come from.
+    pub l1: L1Config,
+}
+
+/// Where a node's deposits come from.
+#[derive(Clone, Debug, Default)]
+pub enum L1Config {
+    /// No L1: the operator submits deposits (`POST /v1/operator/deposits`).
+    #[default]
+    Operator,
+    /// The devnet settlement contract, in process ([`L1Feed`]): deposits are read from its
+    /// events; `journal` makes the devnet durable (`None`: in memory, lost on exit).
+    Devnet {
+        /// The devnet's journal file.
+        journal: Option<PathBuf>,
+    },
 }
 
 /// A started node.
@@ -48,6 +66,8 @@ pub struct Node {
     pub server: JoinHandle<()>,
     /// Worker tasks.
     pub workers: Vec<JoinHandle<()>>,
+    /// The L1 deposits come from, if any, and the task feeding them in.
+    pub l1: Option<(L1Feed, JoinHandle<()>)>,
 }
 
 impl Node {
@@ -87,12 +107,17 @@ impl Node {
                 workers.push(tokio::spawn(w.run()));
             }
         }
-        let app = router(AppState::new(
-            seq.clone(),
-            db.clone(),
-            metrics.clone(),
-            cfg.api.clone(),
-        ));
+        let mut state = AppState::new(seq.clone(), db.clone(), metrics.clone(), cfg.api.clone());
+        let l1 = match &cfg.l1 {
+            L1Config::Operator => None,
+            L1Config::Devnet { journal } => {
+                let feed = L1Feed::open_devnet(journal.as_deref(), &cfg.genesis)?;
+                state = state.with_l1(feed.clone());
+                let watcher = spawn_watcher(feed.clone(), seq.clone());
+                Some((feed, watcher))
+            }
+        };
+        let app = router(state);
         let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
@@ -110,6 +135,7 @@ impl Node {
             metrics,
             server,
             workers,
+            l1,
         })
     }
 
@@ -123,6 +149,9 @@ impl Node {
         self.server.abort();
         for w in self.workers {
             w.abort();
+        }
+        if let Some((_, watcher)) = self.l1 {
+            watcher.abort();
         }
     }
 }

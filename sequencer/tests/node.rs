@@ -1,7 +1,8 @@
 //! Integration tests of the node over HTTP, against SQLite and the real Postgres on
 //! 127.0.0.1:5432 (each test creates and drops its own database): submission, idempotency,
 //! conflicts, typed errors with nothing written on rejection, batching by size and time,
-//! restart by replay, job leases and retries, and workers sharing the queue.
+//! restart by replay, job leases and retries, workers sharing the queue, and deposits read from
+//! the devnet settlement contract's events.
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use collar_protocol::merkle::MerkleProof;
 use collar_sequencer::client::Client;
 use collar_sequencer::db::Db;
+use collar_sequencer::node::L1Config;
 use collar_sequencer::prover::{JobOutcome, Worker, WorkerConfig};
 use common::*;
 use serde_json::Value;
@@ -37,6 +39,7 @@ both!(batching_seal_and_restart);
 both!(a_tick_opens_its_batch);
 both!(job_lease_expiry_and_retry);
 both!(workers_share_the_queue);
+both!(deposits_come_from_the_settlement_contract);
 
 async fn tx_count(db: &Db) -> i64 {
     db.tx_count().await.unwrap()
@@ -56,6 +59,10 @@ async fn submit_idempotency_and_errors(engine: Engine) {
     assert_eq!((r2.status, &r2.body), (200, &r1.body));
     h.accept(&dep);
     assert_eq!(tx_count(&node.db).await, 1);
+
+    // This node has no L1: its L1 routes say so.
+    let r = c.get("/v1/l1").await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "no_l1"));
 
     // Operator endpoint without the token: 401, nothing written.
     let anon = Client::new(node.url(), None);
@@ -678,4 +685,134 @@ async fn client_rate_limit_without_peer_address() {
     assert!(ok >= 2 && limited > 0, "ok {ok}, limited {limited}");
     assert_eq!(tx_count(&node.db).await, ok);
     node.stop();
+}
+
+/// Waits until the node has durably credited `n` deposits of its L1 queue; returns
+/// `GET /v1/l1`.
+async fn await_credited(c: &Client, n: u64) -> Value {
+    for _ in 0..500 {
+        let s = c.get("/v1/l1").await.unwrap().body;
+        if s["credited"].as_u64() >= Some(n) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "deposits not consumed: {}",
+        c.get("/v1/l1").await.unwrap().body
+    );
+}
+
+/// With a devnet L1, deposits are the settlement contract's: sent to `deposit()`, read back
+/// from `DepositQueued` in queue order (two identical deposits are two deposits), refused on the
+/// HTTP deposit routes, refused by the contract with its error and nothing recorded, and after a
+/// restart neither lost nor credited twice; the state's deposit head is the contract's.
+async fn deposits_come_from_the_settlement_contract(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    let mut cfg = node_config(&tdb.url, &h, 2, 60_000);
+    cfg.l1 = L1Config::Devnet {
+        journal: Some(dir.path().join("l1.jsonl")),
+    };
+    let (node, c) = start(cfg.clone()).await;
+    let deposit_body = |stx: &collar_protocol::SignedTx| match &stx.tx {
+        collar_protocol::Tx::Deposit(d) => serde_json::to_vec(d).unwrap(),
+        _ => unreachable!(),
+    };
+    let send = |c: &Client, body: Vec<u8>| {
+        let c = c.clone();
+        async move {
+            c.post_raw("/v1/l1/deposits", body, "application/json", None)
+                .await
+                .unwrap()
+        }
+    };
+    // Two identical deposits and a third: three queue entries, credited in order.
+    let d1 = h.deposit(2, 700);
+    let d3 = h.deposit(3, 50);
+    for (i, d) in [&d1, &d1, &d3].into_iter().enumerate() {
+        let r = send(&c, deposit_body(d)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["index"].as_u64(), Some(i as u64 + 1));
+        h.accept(d);
+    }
+    let s = await_credited(&c, 3).await;
+    assert_eq!(
+        (s["queued"].as_u64(), s["consumed"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(s["state_head"], s["l1_head_at_consumed"]);
+    let (head, count) = h.state.deposit_queue();
+    assert_eq!(count, 3);
+    assert_eq!(
+        s["state_head"].as_str().unwrap(),
+        collar_sequencer::sequencer::fr_hex(&head)
+    );
+    let acct = c.get("/v1/accounts/2").await.unwrap().body;
+    assert_eq!(
+        acct["account"]["collateral"].as_u64(),
+        Some(1_400),
+        "{acct}"
+    );
+    assert_eq!(tx_count(&node.db).await, 3);
+
+    // The HTTP deposit routes refuse deposits on an L1 node; nothing is written.
+    let d4 = h.deposit(4, 9);
+    for route in ["/v1/operator/deposits", "/v1/transactions"] {
+        let r = c.submit(route, &d4).await.unwrap();
+        assert_eq!((r.status, r.code()), (403, "l1_deposits_only"), "{route}");
+    }
+    // The contract refuses a zero deposit and a key off the curve: 422 naming its error, no
+    // queue entry.
+    let mut zero: serde_json::Value = serde_json::from_slice(&deposit_body(&d4)).unwrap();
+    zero["amount"] = 0.into();
+    let r = send(&c, serde_json::to_vec(&zero).unwrap()).await;
+    assert_eq!((r.status, r.code()), (422, "zero_amount"), "{}", r.body);
+    let mut off_curve = serde_json::from_slice::<serde_json::Value>(&deposit_body(&d4)).unwrap();
+    off_curve["pubkey"]["y"] = format!("0x{:064x}", 5).into();
+    let r = send(&c, serde_json::to_vec(&off_curve).unwrap()).await;
+    assert_eq!((r.status, r.code()), (422, "invalid_pubkey"), "{}", r.body);
+    let r = c
+        .post_raw("/v1/l1/deposits", b"{".to_vec(), "application/json", None)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (400, "malformed_json"));
+    assert_eq!(
+        c.get("/v1/l1").await.unwrap().body["queued"].as_u64(),
+        Some(3)
+    );
+    assert_eq!(tx_count(&node.db).await, 3);
+    node.stop();
+
+    // Restart on the same database and journal: nothing lost or credited twice, and new
+    // deposits go on from index 4.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (node, c) = start(cfg).await;
+    let s = c.get("/v1/l1").await.unwrap().body;
+    assert_eq!(
+        (
+            s["queued"].as_u64(),
+            s["consumed"].as_u64(),
+            s["credited"].as_u64()
+        ),
+        (Some(3), Some(3), Some(3)),
+        "{s}"
+    );
+    let r = send(&c, deposit_body(&d4)).await;
+    assert_eq!(r.body["index"].as_u64(), Some(4), "{}", r.body);
+    h.accept(&d4);
+    let s = await_credited(&c, 4).await;
+    assert_eq!(s["state_head"], s["l1_head_at_consumed"]);
+    assert_eq!(tx_count(&node.db).await, 4);
+    let acct = c.get("/v1/accounts/2").await.unwrap().body;
+    assert_eq!(acct["account"]["collateral"].as_u64(), Some(1_400));
+    let health = c.get("/v1/health").await.unwrap().body;
+    assert_eq!(
+        health["next_seq"].as_u64(),
+        Some(5),
+        "four transactions in the log: {health}"
+    );
+    node.stop();
+    tdb.drop_db().await;
 }

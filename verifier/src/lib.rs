@@ -21,10 +21,12 @@ use halo2_base::halo2_proofs::transcript::{Blake2bRead, Challenge255, Transcript
 use halo2_base::halo2_proofs::SerdeFormat;
 
 pub mod artifact;
+pub mod chain;
 mod codec;
 /// The EVM half: Solidity verifier, Solidity Poseidon, solc-js driver (feature `evm`).
 #[cfg(feature = "evm")]
 pub mod evm;
+pub mod settlement;
 mod srs;
 pub mod vkfile;
 

@@ -34,6 +34,66 @@ use rand::SeedableRng;
 use revm::primitives::{Address, U256};
 use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
 
+/// The devnet L1 (`collar_verifier::settlement`) runs bytecode committed under
+/// `contracts/build/`; it must be what the pinned solc-js makes of the sources today.
+#[test]
+fn committed_devnet_bytecode_is_the_compiled_one() {
+    let settlement = evm_common::compile(
+        &["CollarPoseidon.sol", "CollarSettlement.sol"],
+        "CollarSettlement.sol",
+        "CollarSettlement",
+    );
+    let verifier = evm_common::compile(
+        &["DevnetVerifier.sol"],
+        "DevnetVerifier.sol",
+        "DevnetVerifier",
+    );
+    for (name, code) in [
+        ("CollarSettlement", &settlement.creation),
+        ("DevnetVerifier", &verifier.creation),
+    ] {
+        let path = evm_common::repo_root().join(format!("contracts/build/{name}.hex"));
+        let compiled = format!("{}\n", hex::encode(code));
+        if std::env::var_os("COLLAR_REGENERATE").is_some() {
+            std::fs::write(&path, &compiled).expect("write contracts/build");
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == compiled,
+            "{} is stale: rebuild it with COLLAR_REGENERATE=1 cargo test -p collar-verifier \
+             --features evm --test evm_settlement committed_devnet_bytecode",
+            path.display()
+        );
+    }
+}
+
+/// A settlement contract pointed at an address without code would accept every proof (a call
+/// to it succeeds and returns nothing): the constructor refuses it.
+#[test]
+fn settlement_refuses_a_verifier_without_code() {
+    let settlement = evm_common::compile(
+        &["CollarPoseidon.sol", "CollarSettlement.sol"],
+        "CollarSettlement.sol",
+        "CollarSettlement",
+    );
+    let mut chain = Chain::new();
+    let args = [
+        address_word(&Address::repeat_byte(0x77)),
+        word(8),
+        fr_word(&Fr::from(1u64)),
+    ]
+    .concat();
+    let failed = chain
+        .try_deploy(DEPLOYER, &settlement.creation, &args)
+        .expect_err("a codeless verifier is refused");
+    assert!(!failed.success);
+    let reason = String::from_utf8_lossy(&failed.output);
+    assert!(
+        reason.contains("verifier has no code"),
+        "revert data: {reason}"
+    );
+}
+
 /// k = 19 rather than the smallest k that fits: the verifier's bytecode grows by about 1.3 KB
 /// per advice column. Since the circuit verifies signatures (two lanes a slot and one per
 /// report position in the tick lane), this batch's verifier no longer fits EIP-170 at k = 18;
@@ -684,13 +744,15 @@ fn settlement_contract_fits_eip170_and_deploys() {
     );
     assert!(settlement.deployed.len() <= EIP170_CODE_SIZE_LIMIT);
     let mut chain = Chain::new();
+    // Any contract will do as the verifier here (the constructor only needs code there).
+    let stand_in = evm_common::compile(
+        &["DevnetVerifier.sol"],
+        "DevnetVerifier.sol",
+        "DevnetVerifier",
+    );
+    let verifier = chain.deploy(DEPLOYER, &stand_in.creation, &[]);
     let root = Fr::from(7u64);
-    let args = [
-        address_word(&Address::repeat_byte(9)),
-        word(8),
-        fr_word(&root),
-    ]
-    .concat();
+    let args = [address_word(&verifier), word(8), fr_word(&root)].concat();
     let at = chain.deploy(DEPLOYER, &settlement.creation, &args);
     assert_eq!(chain.code_size(at), settlement.deployed.len());
     assert_eq!(chain.view_word(at, "stateRoot()", &[]), fr_u256(&root));

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::Side;
-use collar_protocol::{OptionKind, ProtocolParams, SignedTx};
+use collar_protocol::{OptionKind, ProtocolParams, SignedTx, Tx};
 use collar_sequencer::api::ApiConfig;
 use collar_sequencer::client::Client;
-use collar_sequencer::node::{Node, NodeConfig};
+use collar_sequencer::node::{L1Config, Node, NodeConfig};
 use collar_sequencer::sequencer::{fr_hex, SequencerConfig};
 use serde_json::{json, Value};
 
@@ -97,6 +97,48 @@ impl Demo {
         }
     }
 
+    /// Sends a deposit to the devnet L1's settlement contract and waits until the node's
+    /// watcher has credited it from the contract's event; then applies it to the mirror.
+    async fn deposit_on_l1(&mut self, stx: SignedTx) -> anyhow::Result<()> {
+        let Tx::Deposit(dep) = &stx.tx else {
+            anyhow::bail!("not a deposit: {}", stx.tx.kind());
+        };
+        let r = self
+            .c
+            .post_raw(
+                "/v1/l1/deposits",
+                serde_json::to_vec(dep)?,
+                "application/json",
+                None,
+            )
+            .await?;
+        anyhow::ensure!(r.ok(), "L1 deposit: HTTP {} {}", r.status, r.body);
+        let index = r.body["index"].as_u64().unwrap_or(u64::MAX);
+        let waited = Instant::now();
+        loop {
+            let s = self.c.get("/v1/l1").await?;
+            if s.body["credited"].as_u64().unwrap_or(0) >= index {
+                anyhow::ensure!(
+                    s.body["state_head"] == s.body["l1_head_at_consumed"],
+                    "the node's deposit head differs from the contract's: {}",
+                    s.body
+                );
+                break;
+            }
+            anyhow::ensure!(
+                waited.elapsed() < Duration::from_secs(30),
+                "deposit {index} not credited after 30 s: {}",
+                s.body
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.h
+            .submit(&stx)
+            .map_err(|e| anyhow::anyhow!("node credited a deposit the mirror rejects: {e}"))?;
+        *self.accepted.entry("deposit").or_default() += 1;
+        Ok(())
+    }
+
     /// Submits only if the mirror says the rules accept it (keeps the demo flow valid).
     async fn send_if_valid(&mut self, path: &str, stx: SignedTx) -> anyhow::Result<bool> {
         if self.h.state.check(&stx.tx).is_err() {
@@ -164,6 +206,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     };
     let db_path = dir.join("collar-demo.db");
     let _ = std::fs::remove_file(&db_path);
+    let l1_journal = dir.join("collar-demo-l1.jsonl");
+    let _ = std::fs::remove_file(&l1_journal);
     let h = Harness::new(params.clone(), 1);
     let token = "demo-operator-token".to_string();
     let circuit = CircuitArgs {
@@ -189,6 +233,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         workers: usize::from(!a.no_prove),
         halo2: circuit.halo2(),
         max_connections: 4,
+        l1: L1Config::Devnet {
+            journal: Some(l1_journal.clone()),
+        },
     })
     .await?;
     let mut d = Demo {
@@ -201,10 +248,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         json: a.json,
     };
     d.say(&format!(
-        "collar demo: node at {}, SQLite at {}\n  protocol params: small (accounts depth {}, {} positions, {} series) so proofs \
+        "collar demo: node at {}, SQLite at {}, devnet L1 journal at {}\n  protocol params: small (accounts depth {}, {} positions, {} series) so proofs \
          finish on a laptop; production depth proving is much slower.\n  proofs: Halo2/KZG k={} with an INSECURE DEV SRS (public seed), {} slots per batch",
         node.url(),
         db_path.display(),
+        l1_journal.display(),
         params.account_depth,
         params.max_positions,
         params.max_series,
@@ -217,15 +265,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let risky = 3 + a.accounts;
 
     // 1. Deposits (provable batches: seal right after).
-    d.say("1. deposits from the L1 queue (operator endpoint)");
+    d.say(
+        "1. deposits: sent to the settlement contract on the devnet L1, credited from its \
+         DepositQueued events",
+    );
     for &acct in &traders {
         let stx = d.h.deposit(acct, 50_000_000);
-        d.send("/v1/operator/deposits", stx).await?;
+        d.deposit_on_l1(stx).await?;
     }
     let stx = d.h.deposit(liquidator, 200_000_000);
-    d.send("/v1/operator/deposits", stx).await?;
+    d.deposit_on_l1(stx).await?;
     let stx = d.h.deposit(risky, 15_015);
-    d.send("/v1/operator/deposits", stx).await?;
+    d.deposit_on_l1(stx).await?;
     d.seal().await?;
 
     // 2. Series: strikes around 100k, near and far expiries, calls and puts.

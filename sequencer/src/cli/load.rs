@@ -107,15 +107,42 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let stx = Tx::OracleTick(tick).sign(chain_id, &refs);
     let r = c.submit("/v1/operator/ticks", &stx).await?;
     anyhow::ensure!(r.ok(), "tick: {:?}", r.body);
+    // Funding: through the settlement contract when the node reads deposits from a devnet L1,
+    // else through the operator route.
+    let l1 = c.get("/v1/l1").await?;
+    let mut last_index = 0;
     for i in 0..2 * pairs as u64 {
         let acct = first + i;
-        let d = SignedTx::unsigned(Tx::Deposit(Deposit {
+        let dep = Deposit {
             account: acct,
             pubkey: account_key(acct).public_key(),
             amount: 1_000_000_000_000,
-        }));
-        let r = c.submit("/v1/operator/deposits", &d).await?;
+        };
+        let r = if l1.ok() {
+            let body = serde_json::to_vec(&dep)?;
+            let r = c
+                .post_raw("/v1/l1/deposits", body, "application/json", None)
+                .await?;
+            last_index = r.body["index"].as_u64().unwrap_or(last_index);
+            r
+        } else {
+            c.submit(
+                "/v1/operator/deposits",
+                &SignedTx::unsigned(Tx::Deposit(dep)),
+            )
+            .await?
+        };
         anyhow::ensure!(r.ok(), "deposit to {acct}: {:?}", r.body);
+    }
+    if l1.ok() {
+        let t = Instant::now();
+        while c.get("/v1/l1").await?.body["credited"].as_u64() < Some(last_index) {
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(60),
+                "the node did not credit the L1 deposits within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     // Pre-sign every trade (signing is not what is measured), in parallel.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use collar_sequencer::api::ApiConfig;
-use collar_sequencer::node::{Node, NodeConfig};
+use collar_sequencer::node::{L1Config, Node, NodeConfig};
 use collar_sequencer::sequencer::SequencerConfig;
 
 use super::{CircuitArgs, GenesisArgs};
@@ -51,6 +51,11 @@ pub struct Args {
     /// Database pool size.
     #[arg(long, default_value_t = 8)]
     pub max_connections: u32,
+    /// Read deposits from a devnet L1: the settlement contract run in process, durable through
+    /// this journal file (created if missing). Users deposit with `POST /v1/l1/deposits`; the
+    /// operator deposit route is then refused. Without it the operator submits deposits.
+    #[arg(long, value_name = "JOURNAL")]
+    pub l1_devnet: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub genesis: GenesisArgs,
     #[command(flatten)]
@@ -78,6 +83,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         workers: a.workers,
         halo2: a.circuit.halo2(),
         max_connections: a.max_connections,
+        l1: match a.l1_devnet {
+            Some(journal) => L1Config::Devnet {
+                journal: Some(journal),
+            },
+            None => L1Config::Operator,
+        },
     })
     .await?;
     println!("collar node listening on {}", node.url());

@@ -12,7 +12,7 @@ use collar_protocol::testkit::Harness;
 use collar_protocol::{ProtocolParams, State};
 use collar_sequencer::api::ApiConfig;
 use collar_sequencer::client::Client;
-use collar_sequencer::node::{Node, NodeConfig};
+use collar_sequencer::node::{L1Config, Node, NodeConfig};
 use collar_sequencer::prover::{Halo2Config, ProofBackend, ProofBlob};
 use collar_sequencer::sequencer::SequencerConfig;
 use collar_sequencer::ProveError;
@@ -129,6 +129,7 @@ pub fn node_config(url: &str, h: &Harness, batch_size: usize, timeout_ms: u64) -
         workers: 0,
         halo2: Halo2Config::default(),
         max_connections: 4,
+        l1: L1Config::Operator,
     }
 }
 
