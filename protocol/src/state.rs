@@ -643,19 +643,22 @@ impl State {
         }
         msgs.into_iter()
             .zip(&stx.signatures)
-            .map(|((signer, m), sig)| {
-                let pk = match signer {
-                    Signer::Account(a) => {
-                        self.account(a).ok_or(Rejection::UnknownAccount(a))?.pubkey
-                    }
-                    Signer::Oracle(o) => *self
-                        .oracles
-                        .get(o as usize)
-                        .ok_or(Rejection::UnregisteredOracle(o.into()))?,
-                };
-                Ok((signer, pk, m, *sig))
-            })
+            .map(|((signer, m), sig)| Ok((signer, self.signer_key(signer)?, m, *sig)))
             .collect()
+    }
+
+    /// The key that signs for `signer` in this state (§6.5). An account's key never changes
+    /// once the account exists, and oracle keys are fixed at genesis, so a key found here is
+    /// the signer's key in every later state.
+    pub fn signer_key(&self, signer: Signer) -> Result<PublicKey, Rejection> {
+        match signer {
+            Signer::Account(a) => Ok(self.account(a).ok_or(Rejection::UnknownAccount(a))?.pubkey),
+            Signer::Oracle(o) => self
+                .oracles
+                .get(o as usize)
+                .copied()
+                .ok_or(Rejection::UnregisteredOracle(o.into())),
+        }
     }
 
     /// Verifies signatures, then applies (§6, §7).

@@ -1,7 +1,8 @@
-//! The sequencer task: one owner of the live [`State`], fed by a channel. It takes submissions
-//! in groups, checks idempotency, verifies signatures (one batched MSM per group, falling back
-//! to per-transaction checks), applies the rules, writes the whole group and any sealed batch in
-//! one database transaction, and only then replies. A failed commit replies 503 to the group and
+//! The sequencer: a two-stage pipeline. The verification stage takes submissions in groups and
+//! checks their signatures (one batched MSM per thread) while the sequencer task, the one owner
+//! of the live [`State`], handles the previous group: it checks idempotency, verifies one by one
+//! whatever the first stage could not vouch for, applies the rules, writes the whole group and
+//! any sealed batch in one database transaction, and only then replies. A failed commit replies 503 to the group and
 //! rebuilds the state from the log, so memory never runs ahead of what is durable.
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use collar_protocol::field::fr_to_be_bytes;
 use collar_protocol::signature;
+use collar_protocol::tx::Signer;
 use collar_protocol::{Fr, Genesis, Rejection, SignedTx, State, Tx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -87,6 +89,14 @@ enum Command {
     Seal(oneshot::Sender<Result<Option<u64>, SubmitError>>),
 }
 
+/// What the verification stage hands the sequencer, in arrival order.
+enum Staged {
+    /// A submission, with the epoch of the state its signatures were verified against, or
+    /// `None` if they still need checking one by one.
+    Submit(Box<Submission>, Option<u64>),
+    Seal(oneshot::Sender<Result<Option<u64>, SubmitError>>),
+}
+
 /// Read-mostly view shared with the API: the live state and batch bookkeeping.
 #[derive(Debug)]
 pub struct Live {
@@ -100,6 +110,9 @@ pub struct Live {
     pub next_seq: u64,
     /// Root after the last sealed batch.
     pub sealed_root: Fr,
+    /// Bumped each time the state is rebuilt from the log: a signature check made against an
+    /// earlier epoch's state is not trusted (accounts it saw may not have been committed).
+    pub epoch: u64,
 }
 
 /// Handle to the running sequencer.
@@ -220,6 +233,7 @@ async fn replay(db: &Db, genesis: &Genesis) -> Result<Replayed, DbError> {
             open_count,
             next_seq: after as u64 + 1,
             sealed_root: last_root,
+            epoch: 0,
         },
         idem,
         last_sealed_new_root: last_root,
@@ -252,6 +266,8 @@ pub async fn start(
     let open_started = (r.live.open_count > 0).then(Instant::now);
     let live = Arc::new(Mutex::new(r.live));
     let (tx, rx) = mpsc::channel(config.max_group * 4);
+    let (staged_tx, staged_rx) = mpsc::channel(config.max_group * 2);
+    tokio::spawn(verify_stage(rx, staged_tx, live.clone(), config.max_group));
     let task = Task {
         db,
         genesis: genesis.clone(),
@@ -263,12 +279,114 @@ pub async fn start(
         open_started,
         open_first_seq: 0,
     };
-    tokio::spawn(task.run(rx));
+    tokio::spawn(task.run(staged_rx));
     Ok(SequencerHandle {
         tx,
         live,
         genesis: Arc::new(genesis),
     })
+}
+
+/// The first pipeline stage: takes submissions in groups (up to `max_group`, in arrival order)
+/// and checks their signatures in one batched MSM per thread against the live state, while the
+/// sequencer applies and commits the previous group. Account keys never change once an account
+/// exists and oracle keys are fixed at genesis, so a check against an earlier state holds later
+/// in the same epoch (see [`Live::epoch`]). Items whose keys are not known yet (an account
+/// created by a deposit still queued) and every item of a group whose batched check fails are
+/// left to the sequencer, which checks them one by one.
+async fn verify_stage(
+    mut rx: mpsc::Receiver<Command>,
+    out: mpsc::Sender<Staged>,
+    live: Arc<Mutex<Live>>,
+    max_group: usize,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut group = Vec::new();
+        let mut seal = None;
+        match first {
+            Command::Seal(r) => seal = Some(r),
+            Command::Submit(s) => {
+                group.push(s);
+                while group.len() < max_group {
+                    match rx.try_recv() {
+                        Ok(Command::Submit(s)) => group.push(s),
+                        Ok(Command::Seal(r)) => {
+                            seal = Some(r);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        if !group.is_empty() {
+            let live = Arc::clone(&live);
+            let checked = tokio::task::spawn_blocking(move || {
+                let flags = check_group(&live, &group);
+                (group, flags)
+            })
+            .await;
+            let Ok((group, flags)) = checked else {
+                return; // the check panicked: stop taking submissions rather than skip checks
+            };
+            for (s, f) in group.into_iter().zip(flags) {
+                if out.send(Staged::Submit(s, f)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if let Some(r) = seal {
+            if out.send(Staged::Seal(r)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Batched signature check of a group against the live state: for each submission, the epoch
+/// it was verified in, or `None` if it needs checking one by one.
+fn check_group(live: &Mutex<Live>, group: &[Box<Submission>]) -> Vec<Option<u64>> {
+    let lock = || live.lock().unwrap_or_else(|e| e.into_inner());
+    let chain_id = lock().state.params().chain_id;
+    // Message hashing is most of the cost: spread it over the cores, outside the lock, so the
+    // sequencer goes on applying meanwhile.
+    let msgs: Vec<Vec<(Signer, Fr)>> = group
+        .par_iter()
+        .map(|s| s.stx.tx.signed_messages(chain_id))
+        .collect();
+    // Only the key lookups need the state.
+    let (per_tx, epoch): (Vec<Option<Vec<SigItem>>>, u64) = {
+        let live = lock();
+        let per_tx = group
+            .iter()
+            .zip(msgs)
+            .map(|(s, msgs)| {
+                if msgs.len() != s.stx.signatures.len() {
+                    return None; // the sequencer rejects it with the reason
+                }
+                msgs.into_iter()
+                    .zip(&s.stx.signatures)
+                    .map(|((signer, m), sig)| {
+                        live.state.signer_key(signer).ok().map(|pk| (pk, m, *sig))
+                    })
+                    .collect()
+            })
+            .collect();
+        (per_tx, live.epoch)
+    };
+    let mut flags: Vec<Option<u64>> = per_tx.iter().map(|v| v.as_ref().map(|_| epoch)).collect();
+    let items: Vec<SigItem> = per_tx.into_iter().flatten().flatten().collect();
+    let chunk = items
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1);
+    if !items
+        .par_chunks(chunk)
+        .all(|c| signature::verify_batch(c).is_ok())
+    {
+        flags.iter_mut().for_each(|f| *f = None);
+    }
+    flags
 }
 
 struct Task {
@@ -292,7 +410,7 @@ enum Outcome {
 }
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Staged>) {
         self.open_first_seq = {
             let live = self.lock();
             live.next_seq - live.open_count
@@ -310,17 +428,17 @@ impl Task {
             };
             match cmd {
                 None => break,
-                Some(Command::Seal(reply)) => {
+                Some(Staged::Seal(reply)) => {
                     let r = self.seal_alone().await;
                     let _ = reply.send(r);
                 }
-                Some(Command::Submit(first)) => {
-                    let mut group = vec![*first];
+                Some(Staged::Submit(first, checked)) => {
+                    let mut group = vec![(*first, checked)];
                     let mut seal_requests = Vec::new();
                     while group.len() < self.config.max_group {
                         match rx.try_recv() {
-                            Ok(Command::Submit(s)) => group.push(*s),
-                            Ok(Command::Seal(r)) => {
+                            Ok(Staged::Submit(s, c)) => group.push((*s, c)),
+                            Ok(Staged::Seal(r)) => {
                                 seal_requests.push(r);
                                 break;
                             }
@@ -407,46 +525,12 @@ impl Task {
         );
     }
 
-    async fn process(&mut self, group: Vec<Submission>) {
+    async fn process(&mut self, group: Vec<(Submission, Option<u64>)>) {
         let started = Instant::now();
         let n = group.len();
-        // 1. Batched signature check against the state before the group. Items whose key is
-        //    not yet known (an account created earlier in this group) are checked one by one
-        //    later, as are all items of a group whose batched check fails.
-        let mut individually = vec![false; n];
-        {
-            let live = self.lock();
-            let state = &live.state;
-            // Message hashing and the MSMs are the costly part: spread them over the cores.
-            let per_tx: Vec<Option<Vec<SigItem>>> = group
-                .par_iter()
-                .map(|s| {
-                    state
-                        .signature_items(&s.stx)
-                        .ok()
-                        .map(|v| v.into_iter().map(|(_, pk, m, sig)| (pk, m, sig)).collect())
-                })
-                .collect();
-            drop(live);
-            let mut items = Vec::new();
-            for (i, v) in per_tx.into_iter().enumerate() {
-                match v {
-                    Some(v) => items.extend(v),
-                    None => individually[i] = true,
-                }
-            }
-            let chunk = items
-                .len()
-                .div_ceil(rayon::current_num_threads().max(1))
-                .max(1);
-            if !items
-                .par_chunks(chunk)
-                .all(|c| signature::verify_batch(c).is_ok())
-            {
-                individually.iter_mut().for_each(|b| *b = true);
-            }
-        }
-        // 2. Sequentially: idempotency, signatures where needed, rules; apply on success.
+        let (group, checked): (Vec<Submission>, Vec<Option<u64>>) = group.into_iter().unzip();
+        // Sequentially: idempotency, signatures where the verification stage could not vouch
+        // for them in this epoch, rules; apply on success.
         let mut outcomes = Vec::with_capacity(n);
         let mut rows = Vec::new();
         let mut seals = Vec::new();
@@ -471,7 +555,7 @@ impl Task {
                     });
                     continue;
                 }
-                if individually[i] {
+                if checked[i] != Some(live.epoch) {
                     if let Err(e) = live.state.verify_signatures(&s.stx) {
                         outcomes.push(Outcome::Refuse(SubmitError::Rejected(e)));
                         continue;
@@ -519,7 +603,7 @@ impl Task {
                 }
             }
         }
-        // 3. One durable commit for the whole group, then the replies.
+        // One durable commit for the whole group, then the replies.
         let committed = if rows.is_empty() && seals.is_empty() {
             Ok(())
         } else {
@@ -581,7 +665,9 @@ impl Task {
                     let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
                     self.open_first_seq = r.live.next_seq - r.live.open_count;
                     self.open_started = (r.live.open_count > 0).then(Instant::now);
+                    let epoch = live.epoch + 1;
                     *live = r.live;
+                    live.epoch = epoch;
                     self.idem = r.idem;
                     self.last_root = r.last_sealed_new_root;
                     tracing::info!(next_seq = live.next_seq, "state rebuilt from the log");

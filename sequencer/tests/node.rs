@@ -40,6 +40,7 @@ both!(a_tick_opens_its_batch);
 both!(job_lease_expiry_and_retry);
 both!(workers_share_the_queue);
 both!(deposits_come_from_the_settlement_contract);
+both!(signatures_checked_ahead_of_the_sequencer);
 
 async fn tx_count(db: &Db) -> i64 {
     db.tx_count().await.unwrap()
@@ -812,6 +813,67 @@ async fn deposits_come_from_the_settlement_contract(engine: Engine) {
         health["next_seq"].as_u64(),
         Some(5),
         "four transactions in the log: {health}"
+    );
+    node.stop();
+    tdb.drop_db().await;
+}
+
+/// Submissions sent in one burst, without waiting for replies (so the verification stage
+/// usually checks them as one group, ahead of the sequencer; the outcome must not depend on
+/// how they are grouped): a forged signature fails its group's batched check, so every member
+/// is checked again one by one and only the forgery is refused; a withdrawal signed for an
+/// account that a deposit earlier in the burst creates (no key yet when the group is checked)
+/// is accepted. The state root is the model's.
+async fn signatures_checked_ahead_of_the_sequencer(engine: Engine) {
+    use collar_sequencer::sequencer::{derived_key, payload_hash, Submission};
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let (node, c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
+    let d2 = h.deposit(2, 1_000);
+    assert_eq!(
+        c.submit("/v1/operator/deposits", &d2).await.unwrap().status,
+        200
+    );
+    h.accept(&d2);
+
+    let w1 = h.withdraw(2, 10);
+    h.accept(&w1);
+    let mut forged = h.withdraw(2, 11);
+    forged.signatures = w1.signatures.clone();
+    let d5 = h.deposit(5, 100);
+    h.accept(&d5);
+    let w5 = h.withdraw(5, 3);
+    h.accept(&w5);
+    let mut replies = Vec::new();
+    for stx in [&w1, &forged, &d5, &w5] {
+        let payload = serde_json::to_string(stx).unwrap();
+        let hash = payload_hash(&payload);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        node.sequencer
+            .submit(Submission {
+                idem_key: derived_key(stx, &hash),
+                stx: stx.clone(),
+                payload,
+                payload_hash: hash,
+                reply: tx,
+            })
+            .await
+            .unwrap();
+        replies.push(rx);
+    }
+    let mut outcomes = Vec::new();
+    for rx in replies {
+        outcomes.push(rx.await.unwrap().map_err(|e| e.to_string()));
+    }
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    let refused = outcomes[1].as_ref().unwrap_err();
+    assert!(refused.contains("signature"), "{refused}");
+    assert!(outcomes[2].is_ok() && outcomes[3].is_ok(), "{outcomes:?}");
+    assert_eq!(tx_count(&node.db).await, 4);
+    assert_eq!(
+        node.sequencer.live().state.root(),
+        h.state.root(),
+        "the node's state is the model's"
     );
     node.stop();
     tdb.drop_db().await;
