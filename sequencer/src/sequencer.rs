@@ -2,8 +2,9 @@
 //! checks their signatures (one batched MSM per thread) while the sequencer task, the one owner
 //! of the live [`State`], handles the previous group: it checks idempotency, verifies one by one
 //! whatever the first stage could not vouch for, applies the rules, writes the whole group and
-//! any sealed batch in one database transaction, and only then replies. A failed commit replies 503 to the group and
-//! rebuilds the state from the log, so memory never runs ahead of what is durable.
+//! any sealed batch in one database transaction, and only then replies. A failed commit replies
+//! 503 to the group and rebuilds the state from the log, so memory never runs ahead of what is
+//! durable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -112,6 +112,17 @@ fn spawn_node_with(
         .expect("collar binary")
 }
 
+/// A generator seeded from the clock; prints the seed under `label` so a failure can be
+/// replayed.
+fn clock_seeded(label: &str) -> rand::rngs::StdRng {
+    let seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("{label} seed {seed}");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -239,12 +250,7 @@ async fn check_log(url: &str, work: &Workload, receipts: &[serde_json::Value]) -
 async fn crash_run(engine: Engine) {
     let _serial = SERIAL.lock().await;
     let tdb = TestDb::new(engine).await;
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("crash test seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = clock_seeded("crash test");
     let work = workload(150);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -323,12 +329,7 @@ async fn sigkill_while_crediting_l1_deposits_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("l1.jsonl");
     let journal = journal.to_str().unwrap();
-    let seed: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    println!("L1 crash test seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = clock_seeded("L1 crash test");
     let mut h = harness();
     let n = 120u64;
     // Repeated accounts and amounts: identical deposits are distinct queue entries.

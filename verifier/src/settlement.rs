@@ -211,16 +211,24 @@ impl DevL1 {
         )
     }
 
+    /// Funds the depositor with the deposit's value and calls `deposit()` from it, committing
+    /// the effects or (`commit = false`) only simulating them.
+    fn call_deposit(&mut self, d: &Deposit, commit: bool) -> Outcome {
+        let value = u128::from(d.amount);
+        self.chain.set_balance(DEVNET_DEPOSITOR, value);
+        let data = Self::deposit_calldata(d);
+        if commit {
+            self.chain
+                .send(DEVNET_DEPOSITOR, self.settlement, value, data)
+        } else {
+            self.chain
+                .simulate(DEVNET_DEPOSITOR, self.settlement, value, data)
+        }
+    }
+
     /// Runs `deposit()` and records its event; on a revert nothing changes.
     fn execute_deposit(&mut self, d: &Deposit) -> Result<QueuedDeposit, L1Error> {
-        self.chain
-            .set_balance(DEVNET_DEPOSITOR, u128::from(d.amount));
-        let out = self.chain.send(
-            DEVNET_DEPOSITOR,
-            self.settlement,
-            u128::from(d.amount),
-            Self::deposit_calldata(d),
-        );
+        let out = self.call_deposit(d, true);
         if !out.success {
             return Err(revert_error(&out));
         }
@@ -250,14 +258,7 @@ impl DevL1 {
     /// [`L1Error::Journal`] if the journal cannot be written (nothing is recorded).
     pub fn deposit(&mut self, d: &Deposit) -> Result<QueuedDeposit, L1Error> {
         // Dry run first: a refused deposit is answered without touching the journal.
-        self.chain
-            .set_balance(DEVNET_DEPOSITOR, u128::from(d.amount));
-        let dry = self.chain.simulate(
-            DEVNET_DEPOSITOR,
-            self.settlement,
-            u128::from(d.amount),
-            Self::deposit_calldata(d),
-        );
+        let dry = self.call_deposit(d, false);
         if !dry.success {
             return Err(revert_error(&dry));
         }
