@@ -1,5 +1,8 @@
 //! A small HTTP client for the API (used by `collar demo`, `collar load` and the tests).
 
+use std::time::{Duration, Instant};
+
+use collar_protocol::tx::Deposit;
 use collar_protocol::SignedTx;
 use serde_json::Value;
 
@@ -97,5 +100,38 @@ impl Client {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         })
+    }
+
+    /// Sends `d` to the devnet L1's settlement contract (`POST /v1/l1/deposits`).
+    ///
+    /// # Errors
+    /// Transport failures only.
+    pub async fn l1_deposit(&self, d: &Deposit) -> Result<Reply, reqwest::Error> {
+        let body = serde_json::to_vec(d).expect("a deposit serialises");
+        self.post_raw("/v1/l1/deposits", body, "application/json", None)
+            .await
+    }
+
+    /// Polls `GET /v1/l1` until the node has durably credited the first `count` L1 deposits;
+    /// returns that status body, or `None` if `timeout` passes first.
+    ///
+    /// # Errors
+    /// Transport failures only.
+    pub async fn await_l1_credited(
+        &self,
+        count: u64,
+        timeout: Duration,
+    ) -> Result<Option<Value>, reqwest::Error> {
+        let started = Instant::now();
+        loop {
+            let s = self.get("/v1/l1").await?.body;
+            if s["credited"].as_u64() >= Some(count) {
+                return Ok(Some(s));
+            }
+            if started.elapsed() >= timeout {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

@@ -691,17 +691,10 @@ async fn client_rate_limit_without_peer_address() {
 /// Waits until the node has durably credited `n` deposits of its L1 queue; returns
 /// `GET /v1/l1`.
 async fn await_credited(c: &Client, n: u64) -> Value {
-    for _ in 0..500 {
-        let s = c.get("/v1/l1").await.unwrap().body;
-        if s["credited"].as_u64() >= Some(n) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
-        "deposits not consumed: {}",
-        c.get("/v1/l1").await.unwrap().body
-    );
+    c.await_l1_credited(n, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("deposits not credited: {}", n))
 }
 
 /// With a devnet L1, deposits are the settlement contract's: sent to `deposit()`, read back

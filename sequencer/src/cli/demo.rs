@@ -103,35 +103,18 @@ impl Demo {
         let Tx::Deposit(dep) = &stx.tx else {
             anyhow::bail!("not a deposit: {}", stx.tx.kind());
         };
-        let r = self
-            .c
-            .post_raw(
-                "/v1/l1/deposits",
-                serde_json::to_vec(dep)?,
-                "application/json",
-                None,
-            )
-            .await?;
+        let r = self.c.l1_deposit(dep).await?;
         anyhow::ensure!(r.ok(), "L1 deposit: HTTP {} {}", r.status, r.body);
         let index = r.body["index"].as_u64().unwrap_or(u64::MAX);
-        let waited = Instant::now();
-        loop {
-            let s = self.c.get("/v1/l1").await?;
-            if s.body["credited"].as_u64().unwrap_or(0) >= index {
-                anyhow::ensure!(
-                    s.body["state_head"] == s.body["l1_head_at_consumed"],
-                    "the node's deposit head differs from the contract's: {}",
-                    s.body
-                );
-                break;
-            }
-            anyhow::ensure!(
-                waited.elapsed() < Duration::from_secs(30),
-                "deposit {index} not credited after 30 s: {}",
-                s.body
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let s = self
+            .c
+            .await_l1_credited(index, Duration::from_secs(30))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("deposit {index} not credited after 30 s"))?;
+        anyhow::ensure!(
+            s["state_head"] == s["l1_head_at_consumed"],
+            "the node's deposit head differs from the contract's: {s}"
+        );
         self.h
             .submit(&stx)
             .map_err(|e| anyhow::anyhow!("node credited a deposit the mirror rejects: {e}"))?;

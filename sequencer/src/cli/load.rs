@@ -119,10 +119,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             amount: 1_000_000_000_000,
         };
         let r = if l1.ok() {
-            let body = serde_json::to_vec(&dep)?;
-            let r = c
-                .post_raw("/v1/l1/deposits", body, "application/json", None)
-                .await?;
+            let r = c.l1_deposit(&dep).await?;
             last_index = r.body["index"].as_u64().unwrap_or(last_index);
             r
         } else {
@@ -135,14 +132,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         anyhow::ensure!(r.ok(), "deposit to {acct}: {:?}", r.body);
     }
     if l1.ok() {
-        let t = Instant::now();
-        while c.get("/v1/l1").await?.body["credited"].as_u64() < Some(last_index) {
-            anyhow::ensure!(
-                t.elapsed() < Duration::from_secs(60),
-                "the node did not credit the L1 deposits within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let credited = c
+            .await_l1_credited(last_index, Duration::from_secs(60))
+            .await?;
+        anyhow::ensure!(
+            credited.is_some(),
+            "the node did not credit the L1 deposits within 60 s"
+        );
     }
 
     // Pre-sign every trade (signing is not what is measured), in parallel.
