@@ -6,7 +6,8 @@
 //! [`collar_protocol::merkle::SparseMerkleTree::update`]; this module only constrains it.
 //!
 //! The tree shape matches the native one exactly: the node hash is
-//! [`PoseidonChip::hash`]`(left, right)` (equal to native `hash2`), and bit `i` of the index
+//! [`PoseidonChip::hash2`]`(left, right)` (equal to native `hash2`, one permutation), and bit `i`
+//! of the index
 //! (least significant first) is clear when the path node at level `i` is the left child.
 
 use collar_protocol::merkle::{MerkleUpdate, MAX_DEPTH};
@@ -73,7 +74,7 @@ pub fn root_from_path(
                 // `select(a, b, s) = s ? a : b`.
                 let left = gate.select(ctx, *sibling, node, *bit);
                 let right = gate.select(ctx, node, *sibling, *bit);
-                poseidon.hash(ctx, gate, &[left, right])
+                poseidon.hash2(ctx, gate, left, right)
             })
     })
 }

@@ -10,11 +10,11 @@
 
 use std::cell::RefCell;
 
-use collar_protocol::poseidon::{RATE, R_F, R_P, T};
+use collar_protocol::poseidon::{self as native, RATE, R_F, R_P, T};
 use halo2_base::gates::GateInstructions;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::poseidon::hasher::{spec::OptimizedPoseidonSpec, PoseidonHasher};
-use halo2_base::{AssignedValue, Context};
+use halo2_base::{AssignedValue, Context, QuantumCell::Constant};
 use serde::{Deserialize, Serialize};
 
 use crate::pow5::{Pow5Hasher, CELLS_PER_PERMUTATION};
@@ -147,11 +147,171 @@ impl PoseidonChip {
             match &self.backend {
                 Backend::HaloBase(h) => h.hash_fix_len_array(ctx, gate, inputs),
                 Backend::Pow5(h) => {
-                    let permutations = collar_protocol::poseidon::permutations_for(inputs.len());
+                    let permutations = native::permutations_for(inputs.len());
                     crate::stats::charge_external((permutations * CELLS_PER_PERMUTATION) as u64);
                     h.hash(ctx, inputs)
                 }
             }
         })
     }
+
+    /// The Merkle node hash `H_node(left, right)`, equal to native
+    /// `collar_protocol::poseidon::hash2` (one permutation of `[2·2^64, left, right]`, PROTOCOL
+    /// §3.1); constrains the result (with Pow5, once the enclosing circuit is synthesized).
+    ///
+    /// halo2-base's hasher offers no single-permutation entry point, so on that path the
+    /// permutation is laid out on halo2-base's gate by [`flex_permutation`].
+    pub fn hash2(
+        &self,
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        left: AssignedValue<Fr>,
+        right: AssignedValue<Fr>,
+    ) -> AssignedValue<Fr> {
+        crate::stats::measure(crate::stats::Component::Hashing, ctx, |ctx| {
+            match &self.backend {
+                Backend::HaloBase(_) => {
+                    let capacity = ctx.load_constant(native::node_capacity());
+                    flex_permutation(ctx, gate, [capacity, left, right])[1]
+                }
+                Backend::Pow5(h) => {
+                    crate::stats::charge_external(
+                        (native::NODE_PERMUTATIONS * CELLS_PER_PERMUTATION) as u64,
+                    );
+                    h.hash2(ctx, left, right)
+                }
+            }
+        })
+    }
+}
+
+/// Constants of [`flex_permutation`], derived once from the protocol's optimised rounds: every
+/// round constant moved onto the previous S-box's output, where `x·x^4 + c` costs no more cells
+/// than `x·x^4`.
+struct FlexConstants {
+    /// Added to the state before the first S-box layer.
+    first: [Fr; T],
+    /// Added to the S-box outputs of each full round but the last (`M^-1 · next constants`).
+    full: Vec<[Fr; T]>,
+    /// Added to the S-box output of partial rounds `0..R_P-1`.
+    partial: Vec<Fr>,
+    /// The constant of each output of the last partial round's dense mixing.
+    last: [Fr; T],
+}
+
+fn flex_constants() -> &'static FlexConstants {
+    static C: std::sync::OnceLock<FlexConstants> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        let f = native::fast_rounds();
+        let m = native::mds();
+        let half = R_F / 2;
+        // M^-1 by the adjugate.
+        let minor = |i: usize, j: usize| {
+            let (r0, r1) = ((i + 1) % T, (i + 2) % T);
+            let (c0, c1) = ((j + 1) % T, (j + 2) % T);
+            m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]
+        };
+        let det: Fr = (0..T).map(|j| m[0][j] * minor(0, j)).sum();
+        let det_inv = det.invert().expect("the MDS matrix is invertible");
+        let inv: [[Fr; T]; T] =
+            std::array::from_fn(|i| std::array::from_fn(|j| minor(j, i) * det_inv));
+        let pull_back = |v: [Fr; T]| -> [Fr; T] {
+            std::array::from_fn(|i| (0..T).map(|j| inv[i][j] * v[j]).sum())
+        };
+        // Full round `r` is followed by the constants of round `r + 1`, the first partial
+        // round's constant on element 0 after the first half, nothing after the last round.
+        let full = (0..R_F)
+            .map(|r| {
+                if r + 1 == half {
+                    pull_back([f.partial[0], Fr::zero(), Fr::zero()])
+                } else if r + 1 == R_F {
+                    [Fr::zero(); T]
+                } else {
+                    pull_back(f.full[r + 1])
+                }
+            })
+            .collect();
+        // Partial rounds: `s1, s2` are held as cells plus known offsets `o1, o2`; the constant
+        // `c` on the S-box output makes the next S-box input exact, and shifts the offsets.
+        let (mut o1, mut o2) = (Fr::zero(), Fr::zero());
+        let mut partial = Vec::with_capacity(R_P - 1);
+        for (k, b) in f.sparse.iter().enumerate() {
+            let b00_inv = b[0].invert().expect("sparse factors have b00 != 0");
+            let c = (f.partial[k + 1] + b[1] * o1 + b[2] * o2) * b00_inv;
+            o1 -= b[3] * c;
+            o2 -= b[4] * c;
+            partial.push(c);
+        }
+        let last = std::array::from_fn(|i| f.full[half][i] + f.last[i][1] * o1 + f.last[i][2] * o2);
+        FlexConstants {
+            first: f.full[0],
+            full,
+            partial,
+            last,
+        }
+    })
+}
+
+/// The Poseidon permutation of `state` on halo2-base's gate, equal to native
+/// `collar_protocol::poseidon::permute`: the optimised rounds of
+/// [`collar_protocol::poseidon::fast_rounds`], each S-box as three multiplications, and every
+/// round constant moved onto the previous S-box's output (`x·x^4 + c`, free), as halo2-base's
+/// own hasher does: about 2,260 advice cells, as many as halo2-base's `PoseidonHasher` takes a
+/// permutation (`tests/pow5_chip.rs` measures both).
+///
+/// Every output cell is constrained from the inputs; nothing is assumed of them.
+pub fn flex_permutation(
+    ctx: &mut Context<Fr>,
+    gate: &impl GateInstructions<Fr>,
+    state: [AssignedValue<Fr>; T],
+) -> [AssignedValue<Fr>; T] {
+    let f = native::fast_rounds();
+    let c = flex_constants();
+    let mds = native::mds();
+    let half = R_F / 2;
+    // `x^5 + k`.
+    let pow5 = |ctx: &mut Context<Fr>, x: AssignedValue<Fr>, k: Fr| {
+        let x2 = gate.mul(ctx, x, x);
+        let x4 = gate.mul(ctx, x2, x2);
+        gate.mul_add(ctx, x, x4, Constant(k))
+    };
+    let mix = |ctx: &mut Context<Fr>, xs: [AssignedValue<Fr>; T], row: &[Fr; T]| {
+        gate.inner_product(ctx, xs, row.iter().map(|m| Constant(*m)))
+    };
+    let full_round = |ctx: &mut Context<Fr>, u: [AssignedValue<Fr>; T], k: &[Fr; T]| {
+        let x: [AssignedValue<Fr>; T] = std::array::from_fn(|i| pow5(ctx, u[i], k[i]));
+        std::array::from_fn(|i| mix(ctx, x, &mds[i]))
+    };
+    // `u` is the input of the next S-box layer (its constants included); in the partial rounds
+    // `u[1], u[2]` differ from the true state by offsets that `flex_constants` accounts for.
+    let mut u: [AssignedValue<Fr>; T] =
+        std::array::from_fn(|i| gate.add(ctx, state[i], Constant(c.first[i])));
+    for k in &c.full[..half] {
+        u = full_round(ctx, u, k);
+    }
+    for (k, b) in c.partial.iter().zip(f.sparse) {
+        let x = pow5(ctx, u[0], *k);
+        let s0 = mix(ctx, [x, u[1], u[2]], &[b[0], b[1], b[2]]);
+        let s1 = gate.mul_add(ctx, x, Constant(b[3]), u[1]);
+        let s2 = gate.mul_add(ctx, x, Constant(b[4]), u[2]);
+        u = [s0, s1, s2];
+    }
+    let x = pow5(ctx, u[0], Fr::zero());
+    let xs = [x, u[1], u[2]];
+    u = std::array::from_fn(|i| {
+        gate.inner_product(
+            ctx,
+            xs.into_iter()
+                .map(halo2_base::QuantumCell::Existing)
+                .chain([Constant(c.last[i])]),
+            f.last[i]
+                .iter()
+                .map(|m| Constant(*m))
+                .chain([Constant(Fr::one())]),
+        )
+    });
+    for k in &c.full[half..] {
+        u = full_round(ctx, u, k);
+    }
+    u
 }

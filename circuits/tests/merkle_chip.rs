@@ -210,8 +210,8 @@ fn update_with_cells_takes_computed_leaves() {
         |ctx, range| {
             let poseidon = PoseidonChip::new(ctx, range.gate());
             let cells = ctx.assign_witnesses([a, b, c, d, Fr::from(9u64)]);
-            let old_leaf = poseidon.hash(ctx, range.gate(), &cells[0..2]);
-            let new_leaf = poseidon.hash(ctx, range.gate(), &cells[2..4]);
+            let old_leaf = poseidon.hash2(ctx, range.gate(), cells[0], cells[1]);
+            let new_leaf = poseidon.hash2(ctx, range.gate(), cells[2], cells[3]);
             let u = update_with_cells(
                 ctx,
                 range,
@@ -382,14 +382,13 @@ fn sweep_update(depth: usize, index: u64, hashing: Hashing) -> (usize, usize) {
 
 #[test]
 fn mutation_sweep_of_an_update() {
-    // Depth 1 at index 1: the smallest update (one level, a set bit). halo2-base: about 11k
-    // cells, every cell outside Poseidon and every 7th inside (all 11k MockProver runs,
-    // ~4 CPU-minutes, with COLLAR_EXHAUSTIVE=1). Pow5: every context cell and every 7th
-    // chip cell a gate uses.
+    // Depth 1 at index 1: the smallest update (one level, a set bit). halo2-base: about 6.8k
+    // cells, every cell outside Poseidon and every 7th inside (all 6.8k MockProver runs with
+    // COLLAR_EXHAUSTIVE=1). Pow5: every context cell and every 7th chip cell a gate uses.
     let (swept, chip) = sweep_update(1, 1, Hashing::HaloBase);
-    assert!(swept > 11_000 && chip == 0, "{swept} {chip}");
+    assert!(swept > 6_500 && chip == 0, "{swept} {chip}");
     let (swept, chip) = sweep_update(1, 1, Hashing::Pow5);
-    assert!(swept > 0 && chip > 100, "{swept} {chip}");
+    assert!(swept > 0 && chip > 50, "{swept} {chip}");
 }
 
 #[test]
@@ -420,9 +419,9 @@ fn cell_count_per_update_at_depth_8() {
         "depth-8 update: {per_update} advice cells ({} with the Poseidon chip's constants)",
         out.advice_cells
     );
-    // 16 node hashes of 2 permutations each dominate.
+    // 16 node hashes of one permutation each (about 2,270 cells on halo2-base's gate) dominate.
     assert!(
-        (16 * 2 * 2_000..16 * 2 * 2_600).contains(&per_update),
+        (16 * 2_200..16 * 2_500).contains(&per_update),
         "{per_update}"
     );
 }

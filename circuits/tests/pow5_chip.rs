@@ -6,11 +6,11 @@
 
 use std::collections::BTreeSet;
 
-use collar_circuits::poseidon::PoseidonChip;
+use collar_circuits::poseidon::{flex_permutation, PoseidonChip};
 use collar_circuits::pow5::{
-    columns, hash_witness, row_kind, ChipMutation, HashingCircuit, RowKind, ADVICE_COLUMNS,
-    CELLS_PER_PERMUTATION, GATE_ABSORB, GATE_FINAL_ROUND, GATE_FULL_ROUND, GATE_PARTIAL_ROUNDS,
-    ROWS_PER_PERMUTATION,
+    columns, hash_witness, node_hash_witness, row_kind, ChipMutation, HashingCircuit, RowKind,
+    ADVICE_COLUMNS, CELLS_PER_PERMUTATION, GATE_ABSORB, GATE_FINAL_ROUND, GATE_FULL_ROUND,
+    GATE_PARTIAL_ROUNDS, ROWS_PER_PERMUTATION,
 };
 use collar_circuits::testing::Failure;
 use collar_protocol::poseidon;
@@ -109,6 +109,175 @@ fn chip_hash_equals_native_and_halo2_base_poseidon_on_random_inputs() {
     circuit.calculate_params(Some(9));
     let prover = MockProver::run(12, &circuit, vec![]).expect("mock prover runs");
     prover.assert_satisfied();
+}
+
+#[test]
+fn node_hash_equals_native_on_both_paths() {
+    // Random pairs plus the edge values 0 and p - 1, through the chip's one-permutation node
+    // hash and through the halo2-base path's flex-gate permutation, constrained equal.
+    let mut pairs: Vec<[Fr; 2]> = random_inputs(17, [2; 6])
+        .into_iter()
+        .map(|v| [v[0], v[1]])
+        .collect();
+    pairs.push([Fr::zero(), Fr::zero()]);
+    pairs.push([-Fr::one(), Fr::zero()]);
+    let mut circuit = HashingCircuit::new(BaseCircuitBuilder::new(false).use_k(15), 8);
+    let hasher = circuit.hasher();
+    let gate = GateChip::<Fr>::default();
+    let ctx = circuit.builder.main(0);
+    let baseline = PoseidonChip::halo2_base(ctx, &gate);
+    for [l, r] in &pairs {
+        let cells = ctx.assign_witnesses([*l, *r]);
+        let ours = hasher.hash2(ctx, cells[0], cells[1]);
+        let theirs = baseline.hash2(ctx, &gate, cells[0], cells[1]);
+        assert_eq!(*ours.value(), poseidon::hash2(*l, *r));
+        assert_eq!(ours.value(), theirs.value());
+        ctx.constrain_equal(&ours, &theirs);
+        assert_eq!(
+            node_hash_witness(*l, *r).output_value(),
+            poseidon::hash2(*l, *r)
+        );
+    }
+    assert_eq!(hasher.permutations(), pairs.len(), "one permutation a node");
+    circuit.calculate_params(Some(9));
+    let prover = MockProver::run(15, &circuit, vec![]).expect("mock prover runs");
+    prover.assert_satisfied();
+}
+
+#[test]
+fn flex_permutation_equals_native_permute() {
+    let mut builder = BaseCircuitBuilder::<Fr>::new(false).use_k(13);
+    let gate = GateChip::<Fr>::default();
+    let ctx = builder.main(0);
+    for state in random_inputs(29, [3; 4]) {
+        let cells = ctx.assign_witnesses(state.iter().copied());
+        let out = flex_permutation(ctx, &gate, [cells[0], cells[1], cells[2]]);
+        let mut native = [state[0], state[1], state[2]];
+        poseidon::permute(&mut native);
+        assert_eq!(out.map(|c| *c.value()), native);
+    }
+    builder.calculate_params(Some(9));
+    MockProver::run(13, &builder, vec![])
+        .expect("mock prover runs")
+        .assert_satisfied();
+}
+
+/// A sponge hash of two inputs between two node hashes: `[node, sponge (2 permutations), node]`
+/// plus one unused capacity slot.
+fn nodes_and_sponge() -> Built {
+    let mut circuit = HashingCircuit::new(BaseCircuitBuilder::new(false).use_k(K as usize), 5);
+    let hasher = circuit.hasher();
+    let ctx = circuit.builder.main(0);
+    let values = random_inputs(31, [2, 2, 2]);
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let cells = ctx.assign_witnesses(v.iter().copied());
+        outputs.push(if i == 1 {
+            hasher.hash(ctx, &cells)
+        } else {
+            hasher.hash2(ctx, cells[0], cells[1])
+        });
+        inputs.push(cells);
+    }
+    Built {
+        circuit,
+        inputs,
+        outputs,
+    }
+}
+
+#[test]
+fn node_hash_rows_fail_their_gates_when_mutated() {
+    let built = nodes_and_sponge();
+    let layout: Vec<(usize, usize)> = built
+        .circuit
+        .layout()
+        .iter()
+        .map(|l| (l.first_row, l.permutations))
+        .collect();
+    let p = ROWS_PER_PERMUTATION;
+    assert_eq!(layout, vec![(0, 1), (p, 2), (3 * p, 1)]);
+    assert_eq!(failures(built.circuit), BTreeSet::new());
+    let last_node = 3 * p;
+    let cases: Vec<(&str, usize, usize, BTreeSet<Failure>)> = vec![
+        // The node capacity 2·2^64 and the zero rate of its initial state are fixed by f3.
+        ("node capacity", 0, 0, set([gate(GATE_ABSORB)])),
+        (
+            "node capacity, last node",
+            last_node,
+            0,
+            set([gate(GATE_ABSORB)]),
+        ),
+        ("node initial rate", last_node, 2, set([gate(GATE_ABSORB)])),
+        // A node hash absorbs both inputs with no padding: each is an input cell.
+        (
+            "node right input",
+            last_node,
+            columns::INPUT_1,
+            set([gate(GATE_ABSORB), Failure::Permutation]),
+        ),
+        (
+            "node full round",
+            2,
+            columns::SQUARES,
+            set([gate(GATE_FULL_ROUND)]),
+        ),
+        (
+            "node partial rounds",
+            10,
+            4,
+            set([gate(GATE_PARTIAL_ROUNDS)]),
+        ),
+        // Its single permutation ends in the final round that outputs the hash.
+        (
+            "node output",
+            p - 1,
+            columns::OUTPUT,
+            set([gate(GATE_FINAL_ROUND), Failure::Permutation]),
+        ),
+        (
+            "node final square",
+            p - 1,
+            columns::SQUARES + 1,
+            set([gate(GATE_FINAL_ROUND)]),
+        ),
+        // The sponge between them still starts from 2^64.
+        ("sponge capacity", p, 0, set([gate(GATE_ABSORB)])),
+    ];
+    for (what, row, column, expected) in cases {
+        let mut built = nodes_and_sponge();
+        let value = Fr::from(0xc011a7u64) + Fr::from(row as u64);
+        built
+            .circuit
+            .mutate_chip_cell(ChipMutation { row, column, value });
+        assert_eq!(
+            failures(built.circuit),
+            expected,
+            "{what}: row {row} column {column}"
+        );
+    }
+    // A node's capacity set to the sponge's 2^64 (a sponge's first state) is not accepted either.
+    let mut built = nodes_and_sponge();
+    built.circuit.mutate_chip_cell(ChipMutation {
+        row: 0,
+        column: 0,
+        value: poseidon::initial_state()[0],
+    });
+    assert_eq!(failures(built.circuit), set([gate(GATE_ABSORB)]));
+    // Broken links: a node input and a node output changed in the context.
+    for (hash, input) in [(0, 0), (2, 1)] {
+        let mut built = nodes_and_sponge();
+        let cell = built.inputs[hash][input];
+        let offset = cell.cell.expect("mock cells have locations").offset;
+        built.circuit.builder.main(0).advice[offset] = Assigned::Trivial(cell.value() + Fr::one());
+        assert_eq!(failures(built.circuit), set([Failure::Permutation]));
+    }
+    let mut built = nodes_and_sponge();
+    let out = built.outputs[2];
+    let offset = out.cell.expect("mock cells have locations").offset;
+    built.circuit.builder.main(0).advice[offset] = Assigned::Trivial(out.value() + Fr::one());
+    assert_eq!(failures(built.circuit), set([Failure::Permutation]));
 }
 
 #[test]
@@ -441,6 +610,26 @@ fn advice_cells_per_permutation_against_halo2_base_poseidon() {
         let cells = ctx.advice.len() - before;
         baseline.push((len, poseidon::permutations_for(len), cells));
     }
+    // The node hash on the halo2-base path: one permutation laid out by `flex_permutation`.
+    let (l, r) = (
+        ctx.load_witness(Fr::from(3u64)),
+        ctx.load_witness(Fr::from(4u64)),
+    );
+    let halo2_base = PoseidonChip::halo2_base(ctx, &gate);
+    let before = ctx.advice.len();
+    halo2_base.hash2(ctx, &gate, l, r);
+    let node_cells = ctx.advice.len() - before;
+    let per_permutation = baseline[2].2 / baseline[2].1;
+    println!(
+        "node hash: {node_cells} advice cells on halo2-base's gate (one permutation, {:.2}x \
+         PoseidonHasher's {per_permutation} a permutation); Pow5: {} cells",
+        node_cells as f64 / per_permutation as f64,
+        CELLS_PER_PERMUTATION + 1
+    );
+    assert!(
+        node_cells > per_permutation * 19 / 20 && node_cells < per_permutation * 21 / 20,
+        "within 5% of halo2-base's own permutation"
+    );
     // The Pow5 chip: 27 rows of 8 advice columns per permutation, plus the output cell the
     // hasher loads in the context, once per hash.
     let built = build(&[vec![Fr::one(), Fr::from(2u64)]], 2);

@@ -168,6 +168,36 @@ pub fn mds() -> &'static [[Fr; T]; T] {
     &constants().mds
 }
 
+/// The optimised rounds [`permute`] runs, for circuits that lay the permutation out on a
+/// general gate: per full round the constants added before its S-boxes (`R_F` entries, the
+/// partial rounds' constants on elements 1 and 2 folded into the first of the second half), per
+/// partial round the constant added to element 0 before its S-box (`R_P`), the sparse factors of
+/// partial rounds `0..R_P-1` as `(b00, b01, b02, w1, w2)` (a round maps `x = sbox(s0 + c)` to
+/// `(b00·x + b01·s1 + b02·s2, s1 + w1·x, s2 + w2·x)`), and the dense matrix that follows the last
+/// partial round's S-box. Full rounds mix with [`mds`].
+#[derive(Clone, Copy, Debug)]
+pub struct FastRounds {
+    /// Constants added before each full round's S-boxes.
+    pub full: &'static [[Fr; T]],
+    /// Constant added to element 0 before each partial round's S-box.
+    pub partial: &'static [Fr],
+    /// Sparse factors of partial rounds `0..R_P-1`.
+    pub sparse: &'static [[Fr; 5]],
+    /// The matrix of the last partial round.
+    pub last: &'static [[Fr; T]; T],
+}
+
+/// The optimised rounds of [`permute`] (see [`FastRounds`]).
+pub fn fast_rounds() -> FastRounds {
+    let f = &constants().fast;
+    FastRounds {
+        full: &f.full,
+        partial: &f.partial,
+        sparse: &f.sparse,
+        last: &f.last,
+    }
+}
+
 /// The Poseidon permutation, round by round as specified: the reference that [`permute`] is
 /// tested against (and the layout circuits follow).
 pub fn permute_reference(state: &mut [Fr; T]) {
@@ -240,10 +270,26 @@ pub fn hash(inputs: &[Fr]) -> Fr {
     state[1]
 }
 
-/// Hashes two elements: the Merkle node hash `H(left, right)` (two permutations).
-pub fn hash2(left: Fr, right: Fr) -> Fr {
-    hash(&[left, right])
+/// The capacity element of the Merkle node compression [`hash2`]: `2·2^64`, the constant-length
+/// domain of the Poseidon paper (ePrint 2019/458 §4.2: length times `2^64`, one output) for two
+/// inputs. It differs from the sponge's `2^64` ([`initial_state`]), so no node state is the
+/// first state of a sponge hash.
+pub fn node_capacity() -> Fr {
+    Fr::from_u128(2u128 << 64)
 }
+
+/// The Merkle node hash `H_node(left, right)` (PROTOCOL.md §3.1): one permutation of
+/// `[2·2^64, left, right]`, output element 1. Two inputs fill the rate exactly, and the input
+/// length is fixed by the capacity element, so no padding permutation is needed; it costs half
+/// of the two-permutation sponge [`hash`]`(&[left, right])`.
+pub fn hash2(left: Fr, right: Fr) -> Fr {
+    let mut state = [node_capacity(), left, right];
+    permute(&mut state);
+    state[1]
+}
+
+/// Permutations [`hash2`] runs.
+pub const NODE_PERMUTATIONS: usize = 1;
 
 /// Number of permutations [`hash`] runs for `len` inputs (a cost figure for researchers).
 pub const fn permutations_for(len: usize) -> usize {
@@ -295,6 +341,22 @@ mod tests {
         assert_eq!(permutations_for(1), 1);
         assert_eq!(permutations_for(2), 2);
         assert_eq!(permutations_for(6), 4);
+    }
+
+    #[test]
+    fn node_hash_is_one_reference_permutation() {
+        assert_eq!(node_capacity(), Fr::from(2) * initial_state()[0]);
+        for seed in 0u64..16 {
+            let (l, r) = (Fr::from(seed * 31 + 5), -Fr::from(seed * 17 + 2));
+            let mut state = [Fr::from_u128(1u128 << 65), l, r];
+            permute_reference(&mut state);
+            assert_eq!(hash2(l, r), state[1]);
+            assert_ne!(
+                hash2(l, r),
+                hash(&[l, r]),
+                "the node hash is not the sponge"
+            );
+        }
     }
 
     #[test]

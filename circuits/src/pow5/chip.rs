@@ -45,9 +45,39 @@ pub const GATE_PARTIAL_ROUNDS: &str = "poseidon partial rounds";
 /// output (`state[1]` after the round) into `w0` of the same row.
 pub const GATE_FINAL_ROUND: &str = "poseidon final round";
 
-/// `2^64`, the capacity element of the initial sponge state.
-fn capacity_init() -> Fr {
-    poseidon::initial_state()[0]
+/// What a laid-out hash computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashKind {
+    /// The sponge `collar_protocol::poseidon::hash` of any number of inputs.
+    Sponge,
+    /// The Merkle node compression `collar_protocol::poseidon::hash2` of exactly two inputs: one
+    /// permutation from the capacity `2·2^64`.
+    Node,
+}
+
+impl HashKind {
+    /// Permutations a hash of this kind takes for `len` inputs.
+    ///
+    /// # Panics
+    /// For [`HashKind::Node`] unless `len == 2`.
+    pub fn permutations(self, len: usize) -> usize {
+        match self {
+            HashKind::Sponge => poseidon::permutations_for(len),
+            HashKind::Node => {
+                assert_eq!(len, 2, "a node hash has two inputs");
+                poseidon::NODE_PERMUTATIONS
+            }
+        }
+    }
+
+    /// The capacity element of the hash's first permutation (the value of `f3` on its absorb
+    /// row).
+    pub fn capacity(self) -> Fr {
+        match self {
+            HashKind::Sponge => poseidon::initial_state()[0],
+            HashKind::Node => poseidon::node_capacity(),
+        }
+    }
 }
 
 /// The gate that constrains a row of a permutation.
@@ -112,7 +142,8 @@ pub struct Pow5Config {
     /// `s0, s1, s2, w0, w1, w2, w3, w4`. `w0` and `w1` have equality enabled (inputs, output).
     pub advice: [Column<Advice>; ADVICE_COLUMNS],
     /// `f0..f5`: round constants `f0..f2` on full-round rows, the folded constants of three
-    /// partial rounds on partial rows, and the sponge flags `f3..f5` on absorb rows.
+    /// partial rounds on partial rows, and on absorb rows the capacity element `f3` (0 but on a
+    /// hash's first permutation) and the padding flags `f4, f5`.
     pub fixed: [Column<Fixed>; FIXED_COLUMNS],
     /// Enables [`GATE_ABSORB`].
     pub q_absorb: Selector,
@@ -271,6 +302,10 @@ pub trait PoseidonInstructions {
     /// output equals the native hash.
     fn witness(&self, inputs: &[Fr]) -> HashWitness;
 
+    /// The witness of the Merkle node hash `collar_protocol::poseidon::hash2(left, right)` (one
+    /// permutation); its output equals the native node hash.
+    fn node_witness(&self, left: Fr, right: Fr) -> HashWitness;
+
     /// Assigns `witness` at rows `offset..offset + witness.rows()` of `region` and enables its
     /// gates; returns its input and output cells (in equality-enabled columns).
     ///
@@ -325,7 +360,6 @@ impl Pow5Chip {
             q_final: meta.selector(),
         };
         let m = *poseidon::mds();
-        let capacity = capacity_init();
 
         // The S-box layer of a full round over t: squares sq_i = t_i^2 witnessed in w2..w4, then
         // output_i = Σ_j m[i][j]·sq_j^2·t_j (degree 3).
@@ -362,9 +396,10 @@ impl Pow5Chip {
             let (squares, mixed) = full_round(t, sq);
             let mut constraints = squares;
             constraints.extend((0..T).map(|i| next[i].clone() - mixed[i].clone()));
-            // f3 = 1: the first permutation of a hash starts from the initial state.
+            // f3 != 0: the first permutation of a hash starts from the state (f3, 0, 0), f3 being
+            // the hash's capacity element (never 0).
             let init = f[3].clone();
-            constraints.push(init.clone() * (s[0].clone() - Expression::Constant(capacity)));
+            constraints.push(init.clone() * (s[0].clone() - init.clone()));
             constraints.push(init.clone() * s[1].clone());
             constraints.push(init * s[2].clone());
             // f4 = 1: x is the padding 1. f5 = 1: y is padding, 1 after an input, 0 after a
@@ -533,6 +568,10 @@ impl PoseidonInstructions for Pow5Chip {
         hash_witness(inputs)
     }
 
+    fn node_witness(&self, left: Fr, right: Fr) -> HashWitness {
+        node_hash_witness(left, right)
+    }
+
     fn assign(
         &self,
         region: &mut Region<'_, Fr>,
@@ -594,7 +633,7 @@ pub fn hash_witness(inputs: &[Fr]) -> HashWitness {
     for p in 0..perms {
         let row = witness.advice.len();
         let chunk = &inputs[(p * RATE).min(inputs.len())..((p + 1) * RATE).min(inputs.len())];
-        // Flags f3 (initial state), f4 (x is padding), f5 (y is padding).
+        // f3 (capacity element on the first permutation), f4 (x is padding), f5 (y is padding).
         let (absorbed, flags) = match *chunk {
             [x, y] => ([x, y], [0u64, 0, 0]),
             [x] => ([x, Fr::one()], [0, 0, 1]),
@@ -603,7 +642,7 @@ pub fn hash_witness(inputs: &[Fr]) -> HashWitness {
         };
         let mut flags = flags.map(Fr::from);
         if p == 0 {
-            flags[0] = Fr::one();
+            flags[0] = HashKind::Sponge.capacity();
         }
         for i in 0..chunk.len() {
             witness.inputs.push((row, columns::INPUT_0 + i));
@@ -613,4 +652,42 @@ pub fn hash_witness(inputs: &[Fr]) -> HashWitness {
     witness.output = (witness.advice.len() - 1, columns::OUTPUT);
     debug_assert_eq!(witness.output_value(), poseidon::hash(inputs));
     witness
+}
+
+/// The witness of the Merkle node hash `collar_protocol::poseidon::hash2(left, right)` in the
+/// chip's layout: one permutation whose absorb row starts from `(2·2^64, 0, 0)` (`f3 = 2·2^64`,
+/// no padding flags) and absorbs `left, right`; its final round outputs the hash.
+///
+/// # Panics
+/// Never; it asserts that the permutation equals the native one.
+pub fn node_hash_witness(left: Fr, right: Fr) -> HashWitness {
+    let mut witness = HashWitness {
+        advice: Vec::with_capacity(ROWS_PER_PERMUTATION),
+        fixed: Vec::with_capacity(ROWS_PER_PERMUTATION),
+        kinds: Vec::with_capacity(ROWS_PER_PERMUTATION),
+        inputs: vec![(0, columns::INPUT_0), (0, columns::INPUT_1)],
+        output: (ROWS_PER_PERMUTATION - 1, columns::OUTPUT),
+    };
+    let capacity = HashKind::Node.capacity();
+    Pow5Chip::permutation_rows(
+        &mut witness,
+        [capacity, Fr::zero(), Fr::zero()],
+        [left, right],
+        [capacity, Fr::zero(), Fr::zero()],
+        true,
+    );
+    debug_assert_eq!(witness.output_value(), poseidon::hash2(left, right));
+    witness
+}
+
+/// The witness of a hash of `kind` over `inputs` ([`hash_witness`] or [`node_hash_witness`]).
+///
+/// # Panics
+/// For [`HashKind::Node`] unless `inputs.len() == 2`.
+pub fn kind_witness(kind: HashKind, inputs: &[Fr]) -> HashWitness {
+    match (kind, inputs) {
+        (HashKind::Sponge, _) => hash_witness(inputs),
+        (HashKind::Node, [l, r]) => node_hash_witness(*l, *r),
+        (HashKind::Node, _) => panic!("a node hash has two inputs, not {}", inputs.len()),
+    }
 }

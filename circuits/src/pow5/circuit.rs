@@ -17,13 +17,16 @@ use serde::{Deserialize, Serialize};
 use crate::poseidon::{with_pow5, Hashing};
 
 use super::chip::{
-    hash_witness, HashWitness, PoseidonInstructions, Pow5Chip, Pow5Config, RowKind, ADVICE_COLUMNS,
-    ROWS_PER_PERMUTATION,
+    hash_witness, kind_witness, HashKind, HashWitness, PoseidonInstructions, Pow5Chip, Pow5Config,
+    RowKind, ADVICE_COLUMNS, ROWS_PER_PERMUTATION,
 };
 
-/// One hash recorded by [`Pow5Hasher::hash`]: the virtual cells of its inputs and output.
+/// One hash recorded by [`Pow5Hasher::hash`] or [`Pow5Hasher::hash2`]: what it computes and
+/// the virtual cells of its inputs and output.
 #[derive(Clone, Debug)]
 pub struct HashCall {
+    /// The sponge or the Merkle node compression.
+    pub kind: HashKind,
     /// The inputs, as given.
     pub inputs: Vec<AssignedValue<Fr>>,
     /// The output cell the hasher loaded.
@@ -33,7 +36,7 @@ pub struct HashCall {
 impl HashCall {
     /// Permutations this hash takes in the chip.
     pub fn permutations(&self) -> usize {
-        poseidon::permutations_for(self.inputs.len())
+        self.kind.permutations(self.inputs.len())
     }
 }
 
@@ -67,7 +70,28 @@ impl Pow5Hasher {
         let values: Vec<Fr> = inputs.iter().map(|v| v.value.evaluate()).collect();
         let output = ctx.load_witness(poseidon::hash(&values));
         self.lock().push(HashCall {
+            kind: HashKind::Sponge,
             inputs: inputs.to_vec(),
+            output,
+        });
+        output
+    }
+
+    /// The Merkle node hash `collar_protocol::poseidon::hash2(left, right)` (one permutation),
+    /// deferred as [`Pow5Hasher::hash`] is, under the same preconditions.
+    pub fn hash2(
+        &self,
+        ctx: &mut Context<Fr>,
+        left: AssignedValue<Fr>,
+        right: AssignedValue<Fr>,
+    ) -> AssignedValue<Fr> {
+        let output = ctx.load_witness(poseidon::hash2(
+            left.value.evaluate(),
+            right.value.evaluate(),
+        ));
+        self.lock().push(HashCall {
+            kind: HashKind::Node,
+            inputs: vec![left, right],
             output,
         });
         output
@@ -448,7 +472,7 @@ fn honest_witnesses(calls: &[HashCall], capacity: usize) -> Vec<HashWitness> {
         .iter()
         .map(|c| {
             let inputs: Vec<Fr> = c.inputs.iter().map(|v| v.value.evaluate()).collect();
-            hash_witness(&inputs)
+            kind_witness(c.kind, &inputs)
         })
         .collect();
     witnesses.extend(std::iter::repeat_n(

@@ -24,8 +24,9 @@
 //!
 //! Gates (every one has degree 4 including its selector `q`):
 //! - full round: `q·(sq_i − t_i²)` (3) and `q·(s_i(next) − Σ_j M_ij·sq_j²·t_j)` (4);
-//! - absorb: the full round with `t = s + (0, x, y) + rc`, plus the sponge: `f3·(s0 − 2^64)`,
-//!   `f3·s1`, `f3·s2` (initial state on a hash's first permutation), `f4·(x − 1)` and
+//! - absorb: the full round with `t = s + (0, x, y) + rc`, plus the initial state: `f3·(s0 − f3)`,
+//!   `f3·s1`, `f3·s2`, where `f3` is 0 except on a hash's first permutation, where it is the
+//!   hash's capacity element (`2^64` for the sponge, `2·2^64` for a Merkle node), `f4·(x − 1)` and
 //!   `f5·(y − 1 + f4)` (padding: `x = 1` on the padding-only permutation, `y = 1` after one
 //!   input, `y = 0` after a padding `x`); the flags are fixed per row, so a padding cell is not
 //!   a free witness (3);
@@ -56,10 +57,10 @@ mod chip;
 mod circuit;
 
 pub use chip::{
-    columns, hash_witness, row_kind, AssignedHash, HashWitness, PoseidonInstructions, Pow5Chip,
-    Pow5Config, RowKind, ADVICE_COLUMNS, CELLS_PER_PERMUTATION, FIXED_COLUMNS, GATE_ABSORB,
-    GATE_FINAL_ROUND, GATE_FULL_ROUND, GATE_PARTIAL_ROUNDS, PARTIAL_ROUNDS_PER_ROW, PARTIAL_ROWS,
-    ROWS_PER_PERMUTATION,
+    columns, hash_witness, kind_witness, node_hash_witness, row_kind, AssignedHash, HashKind,
+    HashWitness, PoseidonInstructions, Pow5Chip, Pow5Config, RowKind, ADVICE_COLUMNS,
+    CELLS_PER_PERMUTATION, FIXED_COLUMNS, GATE_ABSORB, GATE_FINAL_ROUND, GATE_FULL_ROUND,
+    GATE_PARTIAL_ROUNDS, PARTIAL_ROUNDS_PER_ROW, PARTIAL_ROWS, ROWS_PER_PERMUTATION,
 };
 pub use circuit::{
     ChipMutation, HashCall, HashLayout, HashingCircuit, HashingCircuitParams, Pow5Hasher,
