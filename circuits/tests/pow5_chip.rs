@@ -84,6 +84,16 @@ fn failures(mut circuit: HashingCircuit) -> BTreeSet<Failure> {
     }
 }
 
+/// The failures of `built` with the chip cell at `(row, column)` overwritten by a value no
+/// honest witness holds there.
+fn chip_cell_failures(mut built: Built, row: usize, column: usize) -> BTreeSet<Failure> {
+    let value = Fr::from(0xc011a7u64) + Fr::from(row as u64);
+    built
+        .circuit
+        .mutate_chip_cell(ChipMutation { row, column, value });
+    failures(built.circuit)
+}
+
 fn set(fs: impl IntoIterator<Item = Failure>) -> BTreeSet<Failure> {
     fs.into_iter().collect()
 }
@@ -246,13 +256,8 @@ fn node_hash_rows_fail_their_gates_when_mutated() {
         ("sponge capacity", p, 0, set([gate(GATE_ABSORB)])),
     ];
     for (what, row, column, expected) in cases {
-        let mut built = nodes_and_sponge();
-        let value = Fr::from(0xc011a7u64) + Fr::from(row as u64);
-        built
-            .circuit
-            .mutate_chip_cell(ChipMutation { row, column, value });
         assert_eq!(
-            failures(built.circuit),
+            chip_cell_failures(nodes_and_sponge(), row, column),
             expected,
             "{what}: row {row} column {column}"
         );
@@ -482,12 +487,7 @@ fn mutating_each_gates_cells_fails_exactly_that_gate() {
     ];
     let mut covered = BTreeSet::new();
     for (what, row, column, expected) in cases {
-        let mut built = two_hashes();
-        let value = Fr::from(0xc011a7u64) + Fr::from(row as u64);
-        built
-            .circuit
-            .mutate_chip_cell(ChipMutation { row, column, value });
-        let got = failures(built.circuit);
+        let got = chip_cell_failures(two_hashes(), row, column);
         assert_eq!(got, expected, "{what}: row {row} column {column}");
         covered.extend(got);
     }
