@@ -7,8 +7,8 @@
 //!
 //! The tree shape matches the native one exactly: the node hash is
 //! [`PoseidonChip::hash2`]`(left, right)` (equal to native `hash2`, one permutation), and bit `i`
-//! of the index
-//! (least significant first) is clear when the path node at level `i` is the left child.
+//! of the index (least significant first) is clear when the path node at level `i` is the left
+//! child.
 
 use collar_protocol::merkle::{MerkleUpdate, MAX_DEPTH};
 use halo2_base::gates::{GateInstructions, RangeChip, RangeInstructions};
