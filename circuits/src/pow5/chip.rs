@@ -70,6 +70,19 @@ impl HashKind {
         }
     }
 
+    /// The native hash of this kind over `inputs` (`collar_protocol::poseidon::hash` or
+    /// `hash2`).
+    ///
+    /// # Panics
+    /// For [`HashKind::Node`] unless `inputs.len() == 2`.
+    pub fn native(self, inputs: &[Fr]) -> Fr {
+        match (self, inputs) {
+            (HashKind::Sponge, _) => poseidon::hash(inputs),
+            (HashKind::Node, [l, r]) => poseidon::hash2(*l, *r),
+            (HashKind::Node, _) => panic!("a node hash has two inputs, not {}", inputs.len()),
+        }
+    }
+
     /// The capacity element of the hash's first permutation (the value of `f3` on its absorb
     /// row).
     pub fn capacity(self) -> Fr {
@@ -274,6 +287,18 @@ pub struct HashWitness {
 }
 
 impl HashWitness {
+    /// An empty witness with room for `perms` permutations, to be filled by the chip.
+    fn for_permutations(perms: usize) -> Self {
+        let rows = perms * ROWS_PER_PERMUTATION;
+        Self {
+            advice: Vec::with_capacity(rows),
+            fixed: Vec::with_capacity(rows),
+            kinds: Vec::with_capacity(rows),
+            inputs: Vec::new(),
+            output: (0, 0),
+        }
+    }
+
     /// Rows the hash takes (`ROWS_PER_PERMUTATION` per permutation).
     pub fn rows(&self) -> usize {
         self.advice.len()
@@ -298,13 +323,12 @@ pub struct AssignedHash {
 /// region. The gadget (see [`super::Pow5Hasher`]) decides where hashes go and ties their cells to
 /// the rest of the circuit.
 pub trait PoseidonInstructions {
-    /// The witness of `collar_protocol::poseidon::hash(inputs)` (any length, including 0); its
-    /// output equals the native hash.
-    fn witness(&self, inputs: &[Fr]) -> HashWitness;
-
-    /// The witness of the Merkle node hash `collar_protocol::poseidon::hash2(left, right)` (one
-    /// permutation); its output equals the native node hash.
-    fn node_witness(&self, left: Fr, right: Fr) -> HashWitness;
+    /// The witness of a hash of `kind` over `inputs` (a sponge hash of any length, including 0,
+    /// or a Merkle node of two inputs); its output equals [`HashKind::native`].
+    ///
+    /// # Panics
+    /// For [`HashKind::Node`] unless `inputs.len() == 2`.
+    fn witness(&self, kind: HashKind, inputs: &[Fr]) -> HashWitness;
 
     /// Assigns `witness` at rows `offset..offset + witness.rows()` of `region` and enables its
     /// gates; returns its input and output cells (in equality-enabled columns).
@@ -564,12 +588,8 @@ impl Pow5Chip {
 }
 
 impl PoseidonInstructions for Pow5Chip {
-    fn witness(&self, inputs: &[Fr]) -> HashWitness {
-        hash_witness(inputs)
-    }
-
-    fn node_witness(&self, left: Fr, right: Fr) -> HashWitness {
-        node_hash_witness(left, right)
+    fn witness(&self, kind: HashKind, inputs: &[Fr]) -> HashWitness {
+        kind_witness(kind, inputs)
     }
 
     fn assign(
@@ -622,13 +642,7 @@ impl PoseidonInstructions for Pow5Chip {
 /// Never for valid inputs; it asserts that every permutation equals the native one.
 pub fn hash_witness(inputs: &[Fr]) -> HashWitness {
     let perms = poseidon::permutations_for(inputs.len());
-    let mut witness = HashWitness {
-        advice: Vec::with_capacity(perms * ROWS_PER_PERMUTATION),
-        fixed: Vec::with_capacity(perms * ROWS_PER_PERMUTATION),
-        kinds: Vec::with_capacity(perms * ROWS_PER_PERMUTATION),
-        inputs: Vec::with_capacity(inputs.len()),
-        output: (0, 0),
-    };
+    let mut witness = HashWitness::for_permutations(perms);
     let mut state = poseidon::initial_state();
     for p in 0..perms {
         let row = witness.advice.len();
@@ -661,13 +675,9 @@ pub fn hash_witness(inputs: &[Fr]) -> HashWitness {
 /// # Panics
 /// Never; it asserts that the permutation equals the native one.
 pub fn node_hash_witness(left: Fr, right: Fr) -> HashWitness {
-    let mut witness = HashWitness {
-        advice: Vec::with_capacity(ROWS_PER_PERMUTATION),
-        fixed: Vec::with_capacity(ROWS_PER_PERMUTATION),
-        kinds: Vec::with_capacity(ROWS_PER_PERMUTATION),
-        inputs: vec![(0, columns::INPUT_0), (0, columns::INPUT_1)],
-        output: (ROWS_PER_PERMUTATION - 1, columns::OUTPUT),
-    };
+    let mut witness = HashWitness::for_permutations(poseidon::NODE_PERMUTATIONS);
+    witness.inputs = vec![(0, columns::INPUT_0), (0, columns::INPUT_1)];
+    witness.output = (ROWS_PER_PERMUTATION - 1, columns::OUTPUT);
     let capacity = HashKind::Node.capacity();
     Pow5Chip::permutation_rows(
         &mut witness,

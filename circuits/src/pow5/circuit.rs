@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use collar_protocol::poseidon;
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::{BaseCircuitParams, BaseConfig};
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
@@ -67,14 +66,7 @@ impl Pow5Hasher {
     /// [`HashingCircuit`] holds; calls happen in the same order at keygen and when proving (one
     /// thread, or a deterministic order), since call order is the chip layout.
     pub fn hash(&self, ctx: &mut Context<Fr>, inputs: &[AssignedValue<Fr>]) -> AssignedValue<Fr> {
-        let values: Vec<Fr> = inputs.iter().map(|v| v.value.evaluate()).collect();
-        let output = ctx.load_witness(poseidon::hash(&values));
-        self.lock().push(HashCall {
-            kind: HashKind::Sponge,
-            inputs: inputs.to_vec(),
-            output,
-        });
-        output
+        self.record(ctx, HashKind::Sponge, inputs.to_vec())
     }
 
     /// The Merkle node hash `collar_protocol::poseidon::hash2(left, right)` (one permutation),
@@ -85,13 +77,21 @@ impl Pow5Hasher {
         left: AssignedValue<Fr>,
         right: AssignedValue<Fr>,
     ) -> AssignedValue<Fr> {
-        let output = ctx.load_witness(poseidon::hash2(
-            left.value.evaluate(),
-            right.value.evaluate(),
-        ));
+        self.record(ctx, HashKind::Node, vec![left, right])
+    }
+
+    /// Computes the hash of `kind` natively, loads it in `ctx` and records the call.
+    fn record(
+        &self,
+        ctx: &mut Context<Fr>,
+        kind: HashKind,
+        inputs: Vec<AssignedValue<Fr>>,
+    ) -> AssignedValue<Fr> {
+        let values: Vec<Fr> = inputs.iter().map(|v| v.value.evaluate()).collect();
+        let output = ctx.load_witness(kind.native(&values));
         self.lock().push(HashCall {
-            kind: HashKind::Node,
-            inputs: vec![left, right],
+            kind,
+            inputs,
             output,
         });
         output
