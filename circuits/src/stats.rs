@@ -48,7 +48,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{build_batch, prover_circuit, BatchCircuitError, BatchWitness};
+use crate::batch::{
+    build_batch, default_table_size, prover_circuit, BatchCircuitError, BatchWitness,
+};
 use crate::poseidon::Hashing;
 use crate::pow5::{HashingCircuit, HashingCircuitParams};
 
@@ -406,6 +408,10 @@ pub enum SlotFill {
     Trades,
     /// The first slot holds a trade, the rest are padding.
     OneTrade,
+    /// Every slot holds a trade of one market maker (account 2, buying in even slots and
+    /// selling in odd ones) against a taker of its own (account `3 + i`): `capacity + 2`
+    /// accounts with the fee account.
+    MarketMaker,
 }
 
 /// The shape to measure. Build with [`StatsShape::small`] or [`StatsShape::production`] and
@@ -438,6 +444,10 @@ pub struct StatsShape {
     /// Which Poseidon implementation the circuit hashes with.
     #[serde(default)]
     pub hashing: Hashing,
+    /// Entries of the account table; `None` is `default_table_size(capacity)`, which every
+    /// batch fits.
+    #[serde(default)]
+    pub accounts: Option<usize>,
 }
 
 /// Smallest `k` the automatic choice considers.
@@ -468,7 +478,14 @@ impl StatsShape {
             max_advice: 24,
             prove: false,
             hashing: Hashing::Pow5,
+            accounts: None,
         }
+    }
+
+    /// Entries of the account table this shape builds.
+    pub fn table_size(&self) -> usize {
+        self.accounts
+            .unwrap_or_else(|| default_table_size(self.capacity))
     }
 
     /// Capacity-`capacity` batch on the production `ProtocolParams::default()` (depth 24,
@@ -505,8 +522,13 @@ impl StatsShape {
             p.max_series = s;
         }
         p.validate().map_err(|e| StatsError::Shape(e.to_string()))?;
+        if self.table_size() == 0 {
+            return Err(StatsError::Shape(
+                "the account table needs at least 1 entry".into(),
+            ));
+        }
         // Two distinct accounts per slot, after the fee account and the insurance fund.
-        let needed = 2 + 2 * self.capacity as u128;
+        let needed = (2 + 2 * self.capacity as u128).max(self.table_size() as u128);
         if needed > 1u128 << p.account_depth {
             return Err(StatsError::Shape(format!(
                 "capacity {} needs {needed} accounts; depth {} holds {}",
@@ -534,7 +556,8 @@ pub struct BatchMix {
 
 /// Builds the representative batch of `shape` natively with the test kit: one registered call,
 /// a tick, funded accounts, then the slots of `shape.fill` (slot `i` uses accounts `2 + 2i` and
-/// `3 + 2i`). Returns the witness, the native public inputs and the mix.
+/// `3 + 2i`, or the market maker 2 and `3 + i`), with an account table of
+/// `shape.table_size()` entries. Returns the witness, the native public inputs and the mix.
 ///
 /// # Errors
 /// [`StatsError::Shape`] for an invalid shape, [`StatsError::Batch`] if the native batch is
@@ -561,7 +584,7 @@ pub fn representative_batch(
     let kinds: Vec<u8> = (0..shape.capacity)
         .map(|i| match shape.fill {
             SlotFill::Mixed => (i % 3) as u8,
-            SlotFill::Trades => 0,
+            SlotFill::Trades | SlotFill::MarketMaker => 0,
             SlotFill::OneTrade => {
                 if i == 0 {
                     0
@@ -571,17 +594,31 @@ pub fn representative_batch(
             }
         })
         .collect();
+    let maker = shape.fill == SlotFill::MarketMaker;
+    // The two accounts of slot `i`, buyer first.
+    let pair = |i: usize| {
+        let i = i as u64;
+        match (maker, i % 2) {
+            (false, _) => (2 + 2 * i, 3 + 2 * i),
+            (true, 0) => (2, 3 + i),
+            (true, _) => (3 + i, 2),
+        }
+    };
+    let mut funded = std::collections::BTreeSet::new();
     for (i, kind) in kinds.iter().enumerate() {
-        let (a, b) = (2 + 2 * i as u64, 3 + 2 * i as u64);
+        let (a, b) = pair(i);
         if *kind != 1 && *kind != 3 {
-            fund(&mut h, a)?;
-            fund(&mut h, b)?;
+            for acc in [a, b] {
+                if funded.insert(acc) {
+                    fund(&mut h, acc)?;
+                }
+            }
         }
     }
     let before = h.state.clone();
     let mut txs: Vec<Tx> = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {
-        let (a, b) = (2 + 2 * i as u64, 3 + 2 * i as u64);
+        let (a, b) = pair(i);
         match kind {
             0 => {
                 txs.push(h.simple_trade(a, b, 0, 3, 5_000).tx);
@@ -601,7 +638,7 @@ pub fn representative_batch(
     let mut after = before.clone();
     let exec = batch::execute(&mut after, BATCH_NUMBER, &txs)
         .map_err(|e| StatsError::Batch(e.to_string()))?;
-    let mut witness = BatchWitness::new(&before, &exec, shape.capacity)?;
+    let mut witness = BatchWitness::with_table(&before, &exec, shape.capacity, shape.table_size())?;
     // The harness signed with its deterministic keys; the witness takes the same signatures.
     witness.resign_with(collar_protocol::testkit::signer_key);
     let instances = exec.public_inputs.to_fields().to_vec();
@@ -1092,8 +1129,13 @@ impl fmt::Display for CircuitStats {
         let p = &self.params;
         writeln!(
             f,
-            "shape: capacity {}, depth {}, positions {}, order depth {}, series {}",
-            self.shape.capacity, p.account_depth, p.max_positions, p.order_slot_depth, p.max_series
+            "shape: capacity {}, depth {}, positions {}, order depth {}, series {}, account table {}",
+            self.shape.capacity,
+            p.account_depth,
+            p.max_positions,
+            p.order_slot_depth,
+            p.max_series,
+            self.shape.table_size()
         )?;
         writeln!(
             f,

@@ -21,7 +21,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the halo2-base-hashing verifying key for this test's shape (small
 /// params, 2 slots, dev SRS seed 42).
-const PINNED_VK: &str = "0x1f3d67fafdd17431ccb0ef787d9d99f40babd1fb533e3e170b30f8f2cf752093";
+const PINNED_VK: &str = "0x1be8d6c6857c47a9ac59777256fc707874247950aa60413308324094eb9c7f0a";
 /// Layout of the same shape hashing with the Pow5 chip: k, flex-gate advice columns, fixed
 /// columns, lookup advice columns, Pow5 permutations.
 const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
@@ -31,7 +31,7 @@ const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
 /// selector`), of degree 4 too (a single column would use its selector lookup, of degree 5).
 const PINNED_POW5_DEGREE: usize = 4;
 /// `transcript_repr` of its verifying key.
-const PINNED_POW5_VK: &str = "0x2c0ec5bbe8c580f0a1996da7baf2d4d901cf39f2231432a185ed86090fd0a4df";
+const PINNED_POW5_VK: &str = "0x2485b59a4d1fce6cd3d197ea6c1fef1c5b9574690783c5c3b0266c9c55d217cb";
 
 /// The pinned shape of a circuit: (k, flex-gate advice columns, fixed columns, lookup advice
 /// columns, Pow5 permutations), its constraint degree and its verifying key.

@@ -12,13 +12,17 @@
 
 mod gadgets;
 mod liquidate;
+mod memory;
 mod register;
 mod settle;
 mod tick;
 mod trade;
 mod witness;
 
-pub use witness::{BatchWitness, OrderFillWitness, PortWitness, SlotWitness, TickWitness, PORTS};
+pub use witness::{
+    default_table_size, BatchWitness, EntryWitness, OrderFillWitness, PortWitness, SlotWitness,
+    TickWitness, PORTS,
+};
 
 use collar_protocol::field::domain_tag;
 use collar_protocol::params::bounds;
@@ -35,7 +39,6 @@ use halo2_base::{AssignedValue, Context};
 use crate::account::{assign_account, AssignedAccount};
 use crate::margin::{meets, AssignedMargin};
 use crate::market::{assign_series, assign_underlyings, list_hash};
-use crate::merkle::update_with_cells;
 use crate::portfolio::{account_margin_in_market, MarketView};
 use crate::poseidon::{Hashing, PoseidonChip};
 use crate::pow5::{HashingCircuit, HashingCircuitParams};
@@ -65,6 +68,15 @@ pub enum BatchCircuitError {
     /// (`collar_protocol::batch::execute_signed` keeps them).
     #[error("transaction {0}: its signatures are missing from the batch")]
     MissingSignatures(usize),
+    /// The batch touches more accounts than the account table holds (a circuit built with
+    /// [`BatchWitness::with_table`] smaller than [`default_table_size`]).
+    #[error("the batch touches {accounts} accounts; the account table holds {entries}")]
+    TableFull {
+        /// Distinct accounts the batch's ports name.
+        accounts: usize,
+        /// Entries of the account table.
+        entries: usize,
+    },
     /// The witness is inconsistent with itself (a bug in the caller).
     #[error("inconsistent witness: {0}")]
     Inconsistent(&'static str),
@@ -271,7 +283,8 @@ pub fn build_batch(
     let unds = lane.underlyings;
     let now = lane.now;
 
-    let mut accounts_root = before.accounts_root;
+    // The account table (docs/CIRCUIT.md): every account the ports name, opened once.
+    let mut table = memory::AccountTable::open(ctx, range, &w.accounts, p.account_depth);
     let mut deposit_head = before.deposit_head;
     let mut deposit_count = before.deposit_count;
     let mut pubdata = lane.pubdata;
@@ -301,24 +314,14 @@ pub fn build_batch(
             params: p,
         };
 
-        // The writes: both leaves from their preimages, each a Merkle update chained on the
-        // accounts root, in port order.
+        // The writes: both leaves from their preimages, each read from and written to its
+        // account's table entry, in port order.
         let mut ports = Vec::with_capacity(PORTS);
         for port in &slot.ports {
             let index = Ranged::load(ctx, range, Fr::from(port.account), p.account_depth as u32);
             let b = assign_account(ctx, range, &poseidon, &port.before, p.order_slot_depth);
             let a = assign_account(ctx, range, &poseidon, &port.after, p.order_slot_depth);
-            let upd = update_with_cells(
-                ctx,
-                range,
-                &poseidon,
-                index.cell(),
-                b.leaf,
-                a.leaf,
-                &port.siblings,
-            );
-            ctx.constrain_equal(&upd.old_root, &accounts_root);
-            accounts_root = upd.new_root;
+            table.access(ctx, gate, index.cell(), b.leaf, a.leaf);
             ports.push(AssignedPort {
                 index,
                 before: b,
@@ -557,6 +560,8 @@ pub fn build_batch(
         pubdata = gate.select(ctx, pubdata, next, ty.noop);
         series = registry;
     }
+    // Every table entry written back once, chained from the old accounts root.
+    let accounts_root = table.close(ctx, range, &poseidon, before.accounts_root);
     // The count stays a 64-bit value (§7.1).
     range.range_check(ctx, deposit_count, 64);
 

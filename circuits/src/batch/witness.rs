@@ -2,7 +2,7 @@
 //! and never re-derived: every value here comes from the protocol's `TxWitness` or from a replay
 //! of its account writes on a local copy of the accounts tree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use collar_protocol::account::OrderSlot;
 use collar_protocol::batch::ExecutedBatch;
@@ -35,7 +35,8 @@ pub struct OrderFillWitness {
     pub siblings: Vec<Fr>,
 }
 
-/// One account write of a slot, chained on the accounts root.
+/// One account write of a slot: it reads and writes its account's entry of the batch's
+/// account table ([`EntryWitness`]).
 #[derive(Clone, Debug)]
 pub struct PortWitness {
     /// Account id written (the fee account, unchanged, for an idle port).
@@ -44,8 +45,6 @@ pub struct PortWitness {
     pub before: Account,
     /// The account after this write.
     pub after: Account,
-    /// Merkle siblings of the write, leaf level first.
-    pub siblings: Vec<Fr>,
     /// Index of the position slot a trade moves (0 when no position moves).
     pub position_slot: usize,
     /// The order fill, for the buyer and seller ports of a trade.
@@ -162,6 +161,31 @@ impl TickWitness {
     }
 }
 
+/// One entry of the batch's account table (docs/CIRCUIT.md, "Account table"): an account
+/// opened once under the old accounts root, read and written by every port of the batch that
+/// names it, and written back once after the last slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryWitness {
+    /// The account id; entries are strictly ascending by id.
+    pub account: u64,
+    /// Its leaf under the accounts root before the batch.
+    pub opened: Fr,
+    /// Its leaf after the batch: the last port write of `account`, or `opened` for an entry
+    /// no port writes (padding).
+    pub closed: Fr,
+    /// Siblings of the write-back, leaf level first, in the tree where every entry before this
+    /// one is already written back.
+    pub siblings: Vec<Fr>,
+}
+
+/// The table size [`BatchWitness::new`] uses for `capacity` slots: `min(3·capacity,
+/// 2·capacity + 2)`. No batch of `capacity` transactions touches more accounts: each touches
+/// at most two besides the fee account and the insurance fund, and idle ports name the fee
+/// account.
+pub fn default_table_size(capacity: usize) -> usize {
+    (PORTS * capacity).min(2 * capacity + 2)
+}
+
 /// Everything the batch circuit consumes: typed witness built natively, never re-derived.
 #[derive(Clone, Debug)]
 pub struct BatchWitness {
@@ -179,6 +203,9 @@ pub struct BatchWitness {
     pub tick: Option<TickWitness>,
     /// Exactly `capacity` slots: the transactions, then padding.
     pub slots: Vec<SlotWitness>,
+    /// The account table, a fixed number of entries for the circuit shape: every account a port
+    /// names, then padding entries at the lowest free ids, ascending by id.
+    pub accounts: Vec<EntryWitness>,
     /// Batch number (public input 7).
     pub batch_number: u64,
 }
@@ -236,8 +263,7 @@ impl PortReplay {
     ) -> Result<PortWitness, BatchCircuitError> {
         let before = self.current(id);
         let depth = self.params.order_slot_depth;
-        let update = self
-            .tree
+        self.tree
             .update(id, after.leaf(depth))
             .map_err(|_| BatchCircuitError::Inconsistent("account write"))?;
         let position_slot = series.map_or(0, |s| position_slot(&before, s));
@@ -262,7 +288,6 @@ impl PortReplay {
             account: id,
             before,
             after,
-            siblings: update.siblings,
             position_slot,
             order,
         })
@@ -277,6 +302,54 @@ impl PortReplay {
     fn root(&self) -> Fr {
         self.tree.root()
     }
+}
+
+/// The account table of `slots` on the accounts tree `tree` (the state before the batch), with
+/// `entries` entries, and the accounts root after its write-back.
+fn account_table(
+    mut tree: SparseMerkleTree,
+    params: &ProtocolParams,
+    slots: &[SlotWitness],
+    entries: usize,
+) -> Result<(Vec<EntryWitness>, Fr), BatchCircuitError> {
+    let depth = params.order_slot_depth;
+    // The last write of each account, in id order.
+    let mut closed: BTreeMap<u64, Fr> = BTreeMap::new();
+    for port in slots.iter().flat_map(|s| &s.ports) {
+        closed.insert(port.account, port.after.leaf(depth));
+    }
+    if closed.len() > entries {
+        return Err(BatchCircuitError::TableFull {
+            accounts: closed.len(),
+            entries,
+        });
+    }
+    // Padding entries: identity writes of the lowest ids no port names.
+    let ids = 1u128 << params.account_depth;
+    let mut id = 0u64;
+    while closed.len() < entries {
+        if u128::from(id) >= ids {
+            return Err(BatchCircuitError::Inconsistent(
+                "account table larger than the tree",
+            ));
+        }
+        closed.entry(id).or_insert_with(|| tree.leaf(id));
+        id += 1;
+    }
+    let mut table = Vec::with_capacity(entries);
+    for (account, leaf) in closed {
+        let opened = tree.leaf(account);
+        let update = tree
+            .update(account, leaf)
+            .map_err(|_| BatchCircuitError::Inconsistent("account write-back"))?;
+        table.push(EntryWitness {
+            account,
+            opened,
+            closed: leaf,
+            siblings: update.siblings,
+        });
+    }
+    Ok((table, tree.root()))
 }
 
 fn idle_order(depth: usize) -> OrderFillWitness {
@@ -298,8 +371,9 @@ fn position_slot(acc: &Account, series: u32) -> usize {
 
 impl BatchWitness {
     /// Builds the witness of `batch` executed on `before` (the state the batch started from),
-    /// padded to `capacity` slots whose ports are identity writes of the fee account. A leading
-    /// oracle tick goes to the tick lane and takes no slot.
+    /// padded to `capacity` slots whose ports are identity writes of the fee account, with an
+    /// account table of [`default_table_size`]`(capacity)` entries, which every batch fits. A
+    /// leading oracle tick goes to the tick lane and takes no slot.
     ///
     /// # Errors
     /// [`BatchCircuitError::OverCapacity`] for more than `capacity` transactions besides a
@@ -309,6 +383,22 @@ impl BatchWitness {
         before: &State,
         batch: &ExecutedBatch,
         capacity: usize,
+    ) -> Result<Self, BatchCircuitError> {
+        Self::with_table(before, batch, capacity, default_table_size(capacity))
+    }
+
+    /// [`BatchWitness::new`] with an account table of `entries` entries: a smaller table than
+    /// the default makes a smaller circuit, which only batches touching at most `entries`
+    /// accounts (idle ports count as the fee account) fit.
+    ///
+    /// # Errors
+    /// As [`BatchWitness::new`]; [`BatchCircuitError::TableFull`] if the batch touches more
+    /// than `entries` accounts.
+    pub fn with_table(
+        before: &State,
+        batch: &ExecutedBatch,
+        capacity: usize,
+        entries: usize,
     ) -> Result<Self, BatchCircuitError> {
         let params = before.params();
         let (tick, txs) = match batch.witnesses.split_first() {
@@ -334,6 +424,7 @@ impl BatchWitness {
             });
         }
         let mut replay = PortReplay::new(before)?;
+        let opened = replay.tree.clone();
         let mut state = before.clone();
         if let Some(w) = batch.witnesses.first().filter(|_| tick.is_some()) {
             state
@@ -370,6 +461,12 @@ impl BatchWitness {
                 signatures: Vec::new(),
             });
         }
+        let (accounts, root) = account_table(opened, params, &slots, entries)?;
+        if root != replay.root() {
+            return Err(BatchCircuitError::Inconsistent(
+                "account table does not replay",
+            ));
+        }
         let mut b = before.clone();
         Ok(Self {
             params: params.clone(),
@@ -379,6 +476,7 @@ impl BatchWitness {
             oracles: before.oracles().to_vec(),
             tick,
             slots,
+            accounts,
             batch_number: batch.public_inputs.batch_number,
         })
     }
@@ -394,6 +492,7 @@ impl BatchWitness {
     /// [`BatchCircuitError::Inconsistent`] if an account id is outside the tree.
     pub fn reseal(&mut self, before: &State) -> Result<(), BatchCircuitError> {
         let mut replay = PortReplay::new(before)?;
+        let opened = replay.tree.clone();
         for slot in &mut self.slots {
             let plan = slot.tx.as_ref().map(port_moves).unwrap_or_default();
             for (i, port) in slot.ports.iter_mut().enumerate() {
@@ -403,6 +502,8 @@ impl BatchWitness {
                 port.position_slot = position_slot;
             }
         }
+        let entries = self.accounts.len();
+        self.accounts = account_table(opened, &self.params, &self.slots, entries)?.0;
         Ok(())
     }
 

@@ -2,8 +2,12 @@
 //! several batch capacities, measured in one run. Writes a Markdown report, the raw JSON and an
 //! SVG plot to a folder.
 //!
-//! Each (capacity, hashing) point runs in its own `collar stats --json-out` child process, so
-//! its peak memory (`VmHWM`) is its own and one point's allocations do not skew the next.
+//! Each (capacity, flow, hashing) point runs in its own `collar stats --json-out` child process,
+//! so its peak memory (`VmHWM`) is its own and one point's allocations do not skew the next.
+//!
+//! Two flows: `spread`, where every trade is between two accounts of its own (the circuit's
+//! default account table, which every batch fits), and `market-maker`, where one market maker
+//! is a party to every trade (an account table of `capacity + 2` entries, which that flow fits).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,6 +35,10 @@ pub struct Args {
     /// Only this hashing (default: both, baseline first).
     #[arg(long)]
     pub hashing: Option<Hashing>,
+    /// Flows to measure, comma-separated: `spread` (trades over many accounts) and
+    /// `market-maker` (one market maker in every trade, with the account table that flow fits).
+    #[arg(long, value_delimiter = ',', default_value = "spread,market-maker")]
+    pub flows: Vec<Flow>,
     /// Folder for `bench.md`, `bench.json` and `bench.svg` (created if missing).
     #[arg(long, default_value = "docs/bench")]
     pub out: PathBuf,
@@ -39,11 +47,53 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Who trades with whom in the measured batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// Every trade between two accounts of its own; the default account table.
+    Spread,
+    /// One market maker in every trade against a taker of its own; an account table of
+    /// `capacity + 2` entries.
+    MarketMaker,
+}
+
+impl Flow {
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::Spread => "spread",
+            Flow::MarketMaker => "market-maker",
+        }
+    }
+
+    /// The `collar stats` arguments of this flow at `capacity`.
+    fn stats_args(self, capacity: usize) -> Vec<String> {
+        match self {
+            Flow::Spread => vec!["--fill".into(), "trades".into()],
+            Flow::MarketMaker => vec![
+                "--fill".into(),
+                "market-maker".into(),
+                "--accounts".into(),
+                (capacity + 2).to_string(),
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One measured point.
 #[derive(Clone, Debug, Serialize)]
 pub struct Point {
     /// Slots per proof.
     pub capacity: usize,
+    /// The flow measured.
+    pub flow: Flow,
     /// The hashing measured.
     pub hashing: Hashing,
     /// Advice cells of the whole circuit divided by its trades.
@@ -78,6 +128,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         !a.capacities.is_empty() && a.capacities.iter().all(|c| *c > 0),
         "--capacities needs at least one capacity above 0"
     );
+    anyhow::ensure!(!a.flows.is_empty(), "--flows needs at least one flow");
     let hashings: Vec<Hashing> = match a.hashing {
         Some(h) => vec![h],
         None => Hashing::ALL.to_vec(),
@@ -86,25 +137,28 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the collar binary")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = Instant::now();
-    let total = a.capacities.len() * hashings.len();
+    let total = a.capacities.len() * a.flows.len() * hashings.len();
     let bar = super::progress_bar(total as u64, "measuring");
     let mut points = Vec::with_capacity(total);
     for &capacity in &a.capacities {
-        for &hashing in &hashings {
-            bar.set_message(format!("capacity {capacity}, {hashing}"));
-            tracing::info!(capacity, %hashing, "measuring");
-            let stats = measure(&exe, &a, capacity, hashing)?;
-            let trades = stats.batch.trades.max(1) as f64;
-            let tps = stats.proving.as_ref().map(|p| trades / (p.prove_ms / 1e3));
-            points.push(Point {
-                capacity,
-                hashing,
-                cells_per_trade: stats.advice_cells as f64 / trades,
-                trades_per_second: tps,
-                trades_per_second_per_core: tps.map(|t| t / cores as f64),
-                stats,
-            });
-            bar.inc(1);
+        for &flow in &a.flows {
+            for &hashing in &hashings {
+                bar.set_message(format!("capacity {capacity}, {flow}, {hashing}"));
+                tracing::info!(capacity, %flow, %hashing, "measuring");
+                let stats = measure(&exe, &a, capacity, flow, hashing)?;
+                let trades = stats.batch.trades.max(1) as f64;
+                let tps = stats.proving.as_ref().map(|p| trades / (p.prove_ms / 1e3));
+                points.push(Point {
+                    capacity,
+                    flow,
+                    hashing,
+                    cells_per_trade: stats.advice_cells as f64 / trades,
+                    trades_per_second: tps,
+                    trades_per_second_per_core: tps.map(|t| t / cores as f64),
+                    stats,
+                });
+                bar.inc(1);
+            }
         }
     }
     bar.finish_and_clear();
@@ -138,6 +192,7 @@ fn measure(
     exe: &Path,
     a: &Args,
     capacity: usize,
+    flow: Flow,
     hashing: Hashing,
 ) -> anyhow::Result<CircuitStats> {
     let out = tempfile::NamedTempFile::new()?;
@@ -145,7 +200,7 @@ fn measure(
     cmd.arg("stats")
         .args(["--capacity", &capacity.to_string()])
         .args(["--hashing", hashing.name()])
-        .args(["--fill", "trades"])
+        .args(flow.stats_args(capacity))
         .arg("--json-out")
         .arg(out.path())
         .stdout(std::process::Stdio::null());
@@ -160,7 +215,7 @@ fn measure(
         .with_context(|| format!("running {}", exe.display()))?;
     anyhow::ensure!(
         status.success(),
-        "collar stats failed for capacity {capacity}, {hashing}: {status}"
+        "collar stats failed for capacity {capacity}, {flow}, {hashing}: {status}"
     );
     let text = std::fs::read_to_string(out.path())?;
     serde_json::from_str(&text).context("reading collar stats' JSON")
@@ -192,7 +247,9 @@ pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Shape: {} (all-trade batches); {} cores; {}. INSECURE development SRS.\n",
+        "Shape: {} (all-trade batches; flows: `spread`, every trade between two accounts of \
+         its own, default account table; `market-maker`, one market maker in every trade, an \
+         account table of capacity + 2); {} cores; {}. INSECURE development SRS.\n",
         r.shape,
         r.cores,
         if r.proved {
@@ -203,16 +260,18 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| capacity | hashing | k | advice columns (Pow5) | advice cells per trade | keygen s | prove s | trades/s | trades/s/core | peak MiB | proof bytes |"
+        "| capacity | flow | account table | hashing | k | advice columns (Pow5) | advice cells per trade | keygen s | prove s | trades/s | trades/s/core | peak MiB | proof bytes |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for p in &r.points {
         let st = &p.stats;
         let pr = st.proving.as_ref();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
             p.capacity,
+            p.flow,
+            st.shape.table_size(),
             p.hashing,
             st.k,
             st.advice_columns,
@@ -229,16 +288,16 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     let _ = writeln!(s);
-    for cap in capacities(r) {
+    for (cap, flow) in groups(r) {
         let get = |h| {
             r.points
                 .iter()
-                .find(|p| p.capacity == cap && p.hashing == h)
+                .find(|p| p.capacity == cap && p.flow == flow && p.hashing == h)
         };
         if let (Some(old), Some(new)) = (get(Hashing::HaloBase), get(Hashing::Pow5)) {
             let _ = write!(
                 s,
-                "- capacity {cap}: {:.1}× fewer advice cells per trade",
+                "- capacity {cap}, {flow}: {:.1}× fewer advice cells per trade",
                 old.cells_per_trade / new.cells_per_trade
             );
             if let (Some(a), Some(b)) = (old.trades_per_second, new.trades_per_second) {
@@ -250,24 +309,39 @@ pub fn markdown(r: &Report) -> String {
     s
 }
 
-fn capacities(r: &Report) -> Vec<usize> {
-    let mut c: Vec<usize> = r.points.iter().map(|p| p.capacity).collect();
+/// The (capacity, flow) groups of the report, in measuring order.
+fn groups(r: &Report) -> Vec<(usize, Flow)> {
+    let mut c: Vec<(usize, Flow)> = r.points.iter().map(|p| (p.capacity, p.flow)).collect();
     c.dedup();
     c
+}
+
+/// The (flow, hashing) bar series of the report, in measuring order.
+fn series(r: &Report) -> Vec<(Flow, Hashing)> {
+    let mut out: Vec<(Flow, Hashing)> = Vec::new();
+    for p in &r.points {
+        if !out.contains(&(p.flow, p.hashing)) {
+            out.push((p.flow, p.hashing));
+        }
+    }
+    out
 }
 
 /// A plot's title and the value it shows of a point.
 type Panel = (&'static str, fn(&Point) -> Option<f64>);
 
 /// A grouped bar chart: advice cells per trade (left) and, when proving ran, trades proven per
-/// second (right), per capacity, baseline beside Pow5. Plain SVG, no dependencies.
+/// second (right), per capacity, one bar per (flow, hashing), baseline beside Pow5. Plain SVG,
+/// no dependencies.
 pub fn svg(r: &Report) -> String {
-    let caps = capacities(r);
+    let mut caps: Vec<usize> = r.points.iter().map(|p| p.capacity).collect();
+    caps.dedup();
+    let bars = series(r);
     let mut panels: Vec<Panel> = vec![("advice cells per trade", |p| Some(p.cells_per_trade))];
     if r.proved {
         panels.push(("trades proven per second", |p| p.trades_per_second));
     }
-    let (pw, ph, m) = (420.0, 300.0, 50.0);
+    let (pw, ph, m) = (600.0, 300.0, 50.0);
     let width = pw * panels.len() as f64;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" \
@@ -275,9 +349,11 @@ pub fn svg(r: &Report) -> String {
          fill=\"white\"/>\n",
         ph + 40.0
     );
-    let colour = |h: Hashing| match h {
-        Hashing::HaloBase => "#c0504d",
-        Hashing::Pow5 => "#4f81bd",
+    let colour = |(f, h): (Flow, Hashing)| match (f, h) {
+        (Flow::Spread, Hashing::HaloBase) => "#c0504d",
+        (Flow::Spread, Hashing::Pow5) => "#4f81bd",
+        (Flow::MarketMaker, Hashing::HaloBase) => "#e6a19f",
+        (Flow::MarketMaker, Hashing::Pow5) => "#a7c0de",
     };
     for (i, (title, value)) in panels.iter().enumerate() {
         let x0 = i as f64 * pw;
@@ -301,7 +377,7 @@ pub fn svg(r: &Report) -> String {
             x0 + pw - 10.0
         );
         let group = (pw - m - 10.0) / caps.len().max(1) as f64;
-        let bar = group / 3.0;
+        let bar = group / (bars.len() as f64 + 1.0);
         for (g, cap) in caps.iter().enumerate() {
             let gx = x0 + m + g as f64 * group;
             let _ = writeln!(
@@ -310,11 +386,11 @@ pub fn svg(r: &Report) -> String {
                 gx + group / 2.0,
                 bottom + 15.0
             );
-            for (j, h) in Hashing::ALL.iter().enumerate() {
+            for (j, (f, h)) in bars.iter().enumerate() {
                 let Some(v) = r
                     .points
                     .iter()
-                    .find(|p| p.capacity == *cap && p.hashing == *h)
+                    .find(|p| p.capacity == *cap && p.flow == *f && p.hashing == *h)
                     .and_then(value)
                 else {
                     continue;
@@ -328,7 +404,7 @@ pub fn svg(r: &Report) -> String {
                      font-size=\"10\">{}</text>",
                     bottom - height,
                     bar * 0.9,
-                    colour(*h),
+                    colour((*f, *h)),
                     bx + bar * 0.45,
                     bottom - height - 3.0,
                     if v >= 100.0 {
@@ -340,14 +416,14 @@ pub fn svg(r: &Report) -> String {
             }
         }
     }
-    for (j, h) in Hashing::ALL.iter().enumerate() {
-        let x = 60.0 + j as f64 * 160.0;
+    for (j, (f, h)) in bars.iter().enumerate() {
+        let x = 60.0 + j as f64 * 200.0;
         let _ = writeln!(
             s,
             "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" \
-             y=\"{}\">{h}</text>",
+             y=\"{}\">{h}, {f}</text>",
             ph + 15.0,
-            colour(*h),
+            colour((*f, *h)),
             x + 16.0,
             ph + 26.0
         );

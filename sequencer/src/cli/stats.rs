@@ -20,8 +20,14 @@ pub struct Args {
     #[arg(long)]
     pub production: bool,
     /// What fills the slots of the representative batch.
-    #[arg(long, default_value = "mixed", value_parser = ["mixed", "trades", "one-trade"])]
+    /// `market-maker`: every trade has one market maker on one side and a taker of its own on
+    /// the other.
+    #[arg(long, default_value = "mixed", value_parser = ["mixed", "trades", "one-trade", "market-maker"])]
     pub fill: String,
+    /// Entries of the account table: the accounts one batch may touch (default `min(3·capacity,
+    /// 2·capacity + 2)`, which every batch fits; `market-maker` fits `capacity + 2`).
+    #[arg(long)]
+    pub accounts: Option<usize>,
     /// Fixed circuit size 2^k (default: the smallest k >= 17 that fits in 24 advice columns).
     #[arg(long)]
     pub k: Option<u32>,
@@ -57,8 +63,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     shape.fill = match a.fill.as_str() {
         "trades" => SlotFill::Trades,
         "one-trade" => SlotFill::OneTrade,
+        "market-maker" => SlotFill::MarketMaker,
         _ => SlotFill::Mixed,
     };
+    shape.accounts = a.accounts;
     let stats = circuit_stats(&shape)?;
     if let Some(path) = &a.json_out {
         std::fs::write(path, serde_json::to_vec_pretty(&stats)?)?;
