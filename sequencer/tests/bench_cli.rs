@@ -26,14 +26,17 @@ fn bench_writes_a_report_comparing_both_hashings() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("bench.json")).unwrap()).unwrap();
     let points = report["points"].as_array().unwrap();
-    assert_eq!(points.len(), 4, "two capacities × two hashings");
-    for cap in [1, 2] {
+    assert_eq!(points.len(), 8, "two capacities × two flows × two hashings");
+    for (cap, flow) in [1, 2]
+        .into_iter()
+        .flat_map(|c| [(c, "spread"), (c, "market-maker")])
+    {
         let cells = |hashing: &str| {
             points
                 .iter()
-                .find(|p| p["capacity"] == cap && p["hashing"] == hashing)
+                .find(|p| p["capacity"] == cap && p["flow"] == flow && p["hashing"] == hashing)
                 .and_then(|p| p["cells_per_trade"].as_f64())
-                .unwrap_or_else(|| panic!("capacity {cap}, {hashing} measured"))
+                .unwrap_or_else(|| panic!("capacity {cap}, {flow}, {hashing} measured"))
         };
         let (old, new) = (cells("halo2-base"), cells("pow5"));
         assert!(new > 0.0 && new < old, "capacity {cap}: {new} vs {old}");
@@ -47,7 +50,8 @@ fn bench_writes_a_report_comparing_both_hashings() {
 
     let md = std::fs::read_to_string(dir.path().join("bench.md")).unwrap();
     assert!(
-        md.contains("| 1 | halo2-base |") && md.contains("| 2 | pow5 |"),
+        md.contains("| 1 | spread | 3 | halo2-base |")
+            && md.contains("| 2 | market-maker | 4 | pow5 |"),
         "{md}"
     );
     assert!(md.contains("fewer advice cells per trade"), "{md}");
