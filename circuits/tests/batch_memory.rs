@@ -6,7 +6,6 @@
 use collar_circuits::batch::{build_batch, default_table_size, BatchCircuitError, BatchWitness};
 use collar_circuits::testing::{Failure, MockOutcome, MockRun, FLEX_GATE};
 use collar_protocol::batch;
-use collar_protocol::merkle::SparseMerkleTree;
 use collar_protocol::testkit::{signer_key, Harness};
 use collar_protocol::{OptionKind, ProtocolParams, State, Tx, FEE_ACCOUNT};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -25,12 +24,7 @@ fn mock(w: &BatchWitness, instances: Option<Vec<Fr>>) -> MockOutcome<()> {
 /// the write-back is a consistent chain of Merkle updates and only the rule under test can
 /// reject a forged table.
 fn rechain(before: &State, w: &mut BatchWitness) {
-    let p = before.params();
-    let mut tree = SparseMerkleTree::new(p.account_depth).unwrap();
-    for (id, acc) in before.accounts() {
-        tree.set_leaf(id, acc.leaf(p.order_slot_depth)).unwrap();
-    }
-    tree.commit();
+    let mut tree = before.accounts_tree();
     for e in &mut w.accounts {
         e.opened = tree.leaf(e.account);
         e.siblings = tree.update(e.account, e.closed).unwrap().siblings;

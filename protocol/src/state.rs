@@ -605,6 +605,30 @@ impl State {
         .root()
     }
 
+    /// A copy of the accounts tree (§4.1) with every leaf up to date, including leaves of
+    /// accounts written since the last commit (rehashed here, in parallel, on the copy). Leaves
+    /// `self` as it is; cheaper than rebuilding the tree from [`State::accounts`].
+    pub fn accounts_tree(&self) -> SparseMerkleTree {
+        let depth = self.params.order_slot_depth;
+        let leaves: Vec<(u64, Fr)> = self
+            .dirty
+            .par_iter()
+            .map(|id| {
+                (
+                    *id,
+                    self.accounts.get(id).map_or(Fr::ZERO, |a| a.leaf(depth)),
+                )
+            })
+            .collect();
+        let mut tree = self.tree.clone();
+        for (id, leaf) in leaves {
+            tree.set_leaf(id, leaf)
+                .expect("ids are range-checked before use");
+        }
+        tree.commit();
+        tree
+    }
+
     /// A Merkle proof of an account leaf against the accounts root (commits first) (§4.1).
     pub fn account_proof(&mut self, id: u64) -> Result<crate::merkle::MerkleProof, Rejection> {
         self.commit();

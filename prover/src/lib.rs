@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchCircuitError, BatchWitness};
+use collar_circuits::batch::{
+    default_table_size, keygen_circuit, prover_circuit, BatchCircuitError, BatchWitness,
+    MIN_TABLE_SIZE,
+};
 pub use collar_circuits::poseidon::Hashing;
 use collar_circuits::pow5::{HashingCircuit, HashingCircuitParams};
 use collar_protocol::batch::ExecutedBatch;
@@ -76,6 +79,11 @@ pub struct ProverConfig {
     pub params: ProtocolParams,
     /// Transaction slots per batch.
     pub capacity: usize,
+    /// Entries of the batch's account table: the most accounts one batch may touch (see
+    /// `collar_circuits::batch::table_accounts`). `None` is
+    /// [`default_table_size`]`(capacity)`, which every batch fits; a smaller table is a smaller
+    /// circuit, for a sequencer that seals on it.
+    pub accounts: Option<usize>,
     /// The circuit has 2^k rows; the SRS must have at least that many points.
     pub k: u32,
     /// Range-check lookup table size (bits); must be below `k`.
@@ -98,12 +106,13 @@ pub struct ProverConfig {
 }
 
 impl ProverConfig {
-    /// A configuration with `k = 17`, 16 lookup bits, the insecure development SRS, rayon's
+    /// A configuration with the default account table, `k = 17`, 16 lookup bits, the insecure development SRS, rayon's
     /// default threads, progress on, the Blake2b transcript and Pow5 hashing.
     pub fn new(params: ProtocolParams, capacity: usize, cache_dir: impl Into<PathBuf>) -> Self {
         Self {
             params,
             capacity,
+            accounts: None,
             k: 17,
             lookup_bits: 16,
             srs: SrsSource::InsecureDevelopment,
@@ -113,6 +122,12 @@ impl ProverConfig {
             proof_system: ProofSystem::ShplonkBlake2b,
             hashing: Hashing::Pow5,
         }
+    }
+
+    /// Entries of the account table: `accounts`, or [`default_table_size`]`(capacity)`.
+    pub fn table_size(&self) -> usize {
+        self.accounts
+            .unwrap_or_else(|| default_table_size(self.capacity))
     }
 }
 
@@ -287,6 +302,7 @@ impl BatchProver {
             "proof_system": "halo2-axiom/halo2-base 0.5, KZG BN254, SHPLONK, Blake2b",
             "protocol_params": config.params,
             "capacity": config.capacity,
+            "account_table": config.table_size(),
             "k": config.k,
             "lookup_bits": config.lookup_bits,
             "minimum_rows": MINIMUM_ROWS,
@@ -308,13 +324,17 @@ impl BatchProver {
             ""
         };
         let label = format!(
-            "{insecure}batch-{}-cap{}-k{}",
-            config.hashing, config.capacity, config.k
-        );
-        let circuit_id = format!(
-            "{CIRCUIT_VERSION}/{}/cap{}/k{}/{}",
+            "{insecure}batch-{}-cap{}-t{}-k{}",
             config.hashing,
             config.capacity,
+            config.table_size(),
+            config.k
+        );
+        let circuit_id = format!(
+            "{CIRCUIT_VERSION}/{}/cap{}/t{}/k{}/{}",
+            config.hashing,
+            config.capacity,
+            config.table_size(),
             config.k,
             &config_hash[..16]
         );
@@ -416,7 +436,12 @@ impl BatchProver {
         }
         let bar = progress(self.config.progress);
         bar.set_message("witness");
-        let witness = BatchWitness::new(before, batch, self.config.capacity)?;
+        let witness = BatchWitness::with_table(
+            before,
+            batch,
+            self.config.capacity,
+            self.config.table_size(),
+        )?;
         witness.check_signed()?;
         let circuit = build_circuit(
             &self.config,
@@ -534,6 +559,11 @@ fn check_config(c: &ProverConfig) -> Result<(), ProverError> {
     if c.capacity == 0 {
         return Err(ProverError::Config("capacity must be at least 1".into()));
     }
+    if c.accounts.is_some_and(|t| t < MIN_TABLE_SIZE) {
+        return Err(ProverError::Config(format!(
+            "an account table needs at least {MIN_TABLE_SIZE} entries (one transaction's accounts)"
+        )));
+    }
     if c.threads == Some(0) {
         return Err(ProverError::Config("threads must be at least 1".into()));
     }
@@ -548,7 +578,12 @@ fn keygen_witness(config: &ProverConfig) -> Result<BatchWitness, ProverError> {
     let mut after = before.clone();
     let empty = collar_protocol::batch::execute(&mut after, 1, &[])
         .map_err(|e| ProverError::Keygen(format!("empty batch: {e}")))?;
-    Ok(BatchWitness::new(&before, &empty, config.capacity)?)
+    Ok(BatchWitness::with_table(
+        &before,
+        &empty,
+        config.capacity,
+        config.table_size(),
+    )?)
 }
 
 /// Builds the circuit: keygen stage (`pinned = None`) or prover stage with the keygen's

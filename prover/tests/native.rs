@@ -486,6 +486,21 @@ fn batches_the_circuit_cannot_take_are_typed_errors() {
     assert_eq!(f.before.params(), &ProtocolParams::small());
 }
 
+/// An account table smaller than one transaction's accounts is a configuration error, reported
+/// before any key is generated or read.
+#[test]
+fn an_account_table_below_one_transaction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ProverConfig::new(ProtocolParams::small(), 2, dir.path().join("keys"));
+    config.progress = false;
+    config.accounts = Some(3);
+    match BatchProver::load_or_keygen(config) {
+        Err(ProverError::Config(msg)) => assert!(msg.contains("at least 4"), "{msg}"),
+        other => panic!("expected a configuration error, got {:?}", other.err()),
+    }
+    assert!(!dir.path().join("keys").exists());
+}
+
 /// The same keys prove with the EVM (Keccak) transcript: the artifact says so, round-trips,
 /// verifies natively, passes the very check the generated Solidity verifier makes, and is
 /// rejected when a byte flips or when a Blake2b proof is labelled Keccak.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use collar_circuits::batch::{default_table_size, MIN_TABLE_SIZE};
 use collar_protocol::Genesis;
 use tokio::task::JoinHandle;
 
@@ -74,13 +75,32 @@ impl Node {
     /// Connects, migrates, replays the log, binds and serves. Must run inside a tokio runtime.
     ///
     /// # Errors
-    /// Database or bind failures, or a batch size above the circuit capacity while workers run.
+    /// Database or bind failures; an account limit below [`MIN_TABLE_SIZE`]; while workers
+    /// run, a batch size above the circuit capacity or batches that may name more accounts
+    /// than the circuit's account table holds.
     pub async fn start(cfg: NodeConfig) -> anyhow::Result<Node> {
-        if cfg.workers > 0 && cfg.sequencer.batch_size > cfg.halo2.capacity {
-            anyhow::bail!(
+        if let Some(max) = cfg.sequencer.max_accounts {
+            anyhow::ensure!(
+                max >= MIN_TABLE_SIZE,
+                "an account limit of {max} is below {MIN_TABLE_SIZE}, the accounts one \
+                 transaction may name"
+            );
+        }
+        if cfg.workers > 0 {
+            anyhow::ensure!(
+                cfg.sequencer.batch_size <= cfg.halo2.capacity,
                 "batch size {} exceeds the circuit capacity {}",
                 cfg.sequencer.batch_size,
                 cfg.halo2.capacity
+            );
+            let named = cfg
+                .sequencer
+                .max_accounts
+                .unwrap_or_else(|| default_table_size(cfg.sequencer.batch_size));
+            anyhow::ensure!(
+                named <= cfg.halo2.table_size(),
+                "batches may name {named} accounts; the circuit's account table holds {}",
+                cfg.halo2.table_size()
             );
         }
         let db = Db::connect(&cfg.database_url, cfg.max_connections).await?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use collar_circuits::batch::{BatchCircuitError, BatchWitness};
+use collar_circuits::batch::{default_table_size, BatchCircuitError, BatchWitness};
 use collar_protocol::batch::{self, BatchPublicInputs, ExecutedBatch};
 use collar_protocol::{Genesis, SignedTx, State};
 use collar_prover::{BatchProver, ProverConfig, ProverError, SrsSource};
@@ -40,6 +40,10 @@ pub trait ProofBackend: Send + Sync {
 pub struct Halo2Config {
     /// Slots per batch (the sequencer's batch size must not exceed it).
     pub capacity: usize,
+    /// Entries of the account table; `None` is `default_table_size(capacity)`, which every
+    /// batch fits. A smaller table needs a sequencer that seals on it
+    /// (`SequencerConfig::max_accounts`).
+    pub accounts: Option<usize>,
     /// Circuit size `2^k` rows.
     pub k: u32,
     /// Range-check lookup bits (`< k`).
@@ -54,11 +58,12 @@ pub struct Halo2Config {
 }
 
 impl Default for Halo2Config {
-    /// Capacity 2, k 17, 16 lookup bits, keys cached under [`default_key_cache`], dev SRS,
+    /// Capacity 2, the default account table, k 17, 16 lookup bits, keys cached under [`default_key_cache`], dev SRS,
     /// Blake2b transcript.
     fn default() -> Self {
         Self {
             capacity: 2,
+            accounts: None,
             k: 17,
             lookup_bits: 16,
             cache_dir: default_key_cache(),
@@ -69,6 +74,14 @@ impl Default for Halo2Config {
 }
 
 pub use collar_prover::default_key_cache;
+
+impl Halo2Config {
+    /// Entries of the account table: `accounts`, or `default_table_size(capacity)`.
+    pub fn table_size(&self) -> usize {
+        self.accounts
+            .unwrap_or_else(|| default_table_size(self.capacity))
+    }
+}
 
 /// The real backend: `collar_prover::BatchProver` (halo2-base's `BaseCircuitBuilder` over
 /// `collar_circuits::batch`, KZG with SHPLONK, keys cached on disk) producing versioned proof
@@ -105,6 +118,7 @@ impl Halo2Backend {
                     self.config.capacity,
                     self.config.cache_dir.clone(),
                 );
+                cfg.accounts = self.config.accounts;
                 cfg.k = self.config.k;
                 cfg.lookup_bits = self.config.lookup_bits;
                 cfg.progress = false;
@@ -119,6 +133,7 @@ impl Halo2Backend {
                 tracing::info!(
                     k = self.config.k,
                     capacity = self.config.capacity,
+                    accounts = self.config.table_size(),
                     keys = ?p.key_source(),
                     srs = %p.srs().id(),
                     ms = t.elapsed().as_millis() as u64,
@@ -131,11 +146,20 @@ impl Halo2Backend {
     }
 }
 
+/// A batch this circuit shape cannot take (the sequencer sealed it for another shape), as
+/// opposed to a witness that contradicts itself.
+fn unsupported(e: &BatchCircuitError) -> bool {
+    matches!(
+        e,
+        BatchCircuitError::TickNotFirst(_)
+            | BatchCircuitError::OverCapacity { .. }
+            | BatchCircuitError::TableFull { .. }
+    )
+}
+
 fn prover_error(e: ProverError) -> ProveError {
     match e {
-        ProverError::Circuit(
-            c @ (BatchCircuitError::TickNotFirst(_) | BatchCircuitError::OverCapacity { .. }),
-        ) => ProveError::Unsupported(c.to_string()),
+        ProverError::Circuit(c) if unsupported(&c) => ProveError::Unsupported(c.to_string()),
         ProverError::Circuit(c) => ProveError::Inconsistent(c.to_string()),
         ProverError::PublicInputs { index } => ProveError::Inconsistent(format!(
             "circuit public input {index} differs from the native one"
@@ -151,21 +175,29 @@ impl ProofBackend for Halo2Backend {
             None => "INSECURE-DEV-SRS".to_string(),
         };
         format!(
-            "halo2-kzg-shplonk k={} capacity={} {srs}",
-            self.config.k, self.config.capacity
+            "halo2-kzg-shplonk k={} capacity={} accounts={} {srs}",
+            self.config.k,
+            self.config.capacity,
+            self.config.table_size()
         )
     }
 
     fn prove(&self, before: &State, batch: &ExecutedBatch) -> Result<ProofBlob, ProveError> {
         // Refuse unsupported batches before paying for keygen.
-        BatchWitness::new(before, batch, self.config.capacity)
-            .and_then(|w| w.check_signed())
-            .map_err(|e| match e {
-                BatchCircuitError::TickNotFirst(_) | BatchCircuitError::OverCapacity { .. } => {
-                    ProveError::Unsupported(e.to_string())
-                }
-                other => ProveError::Inconsistent(other.to_string()),
-            })?;
+        BatchWitness::with_table(
+            before,
+            batch,
+            self.config.capacity,
+            self.config.table_size(),
+        )
+        .and_then(|w| w.check_signed())
+        .map_err(|e| {
+            if unsupported(&e) {
+                ProveError::Unsupported(e.to_string())
+            } else {
+                ProveError::Inconsistent(e.to_string())
+            }
+        })?;
         let artifact = self.prover()?.prove(before, batch).map_err(prover_error)?;
         Ok(ProofBlob {
             bytes: artifact.to_bytes(),

@@ -6,10 +6,11 @@
 //! 503 to the group and rebuilds the state from the log, so memory never runs ahead of what is
 //! durable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use collar_circuits::batch::{port_accounts, table_accounts};
 use collar_protocol::field::fr_to_be_bytes;
 use collar_protocol::signature;
 use collar_protocol::tx::Signer;
@@ -58,14 +59,22 @@ pub struct SequencerConfig {
     pub batch_timeout: Duration,
     /// Most submissions committed in one database transaction.
     pub max_group: usize,
+    /// Seal before a transaction that would make the open batch name more accounts than this,
+    /// the provers' account table (`collar_circuits::batch::table_accounts` counts them).
+    /// Assumes at least `collar_circuits::batch::MIN_TABLE_SIZE`, so that any one transaction
+    /// fits; `Node::start` refuses less. `None`: no limit, for provers with the default table,
+    /// which every batch of `batch_size ≤ capacity` fits.
+    pub max_accounts: Option<usize>,
 }
 
 impl Default for SequencerConfig {
+    /// 8 transactions a batch, 2 s timeout, groups of 1,024, no account limit.
     fn default() -> Self {
         Self {
             batch_size: 8,
             batch_timeout: Duration::from_millis(2_000),
             max_group: 1_024,
+            max_accounts: None,
         }
     }
 }
@@ -172,6 +181,8 @@ struct Replayed {
     live: Live,
     idem: HashMap<String, (String, String)>,
     last_sealed_new_root: Fr,
+    /// The accounts the open batch names (`table_accounts` of its transactions).
+    open_accounts: BTreeSet<u64>,
 }
 
 /// Rebuilds the state from genesis by replaying the whole log; checks every sealed batch's
@@ -187,6 +198,7 @@ async fn replay(db: &Db, genesis: &Genesis) -> Result<Replayed, DbError> {
     let mut last_root = genesis_root;
     let open_batch = batches.last().map_or(1, |b| b.number as u64 + 1);
     let mut open_count = 0u64;
+    let mut open_accounts = table_accounts([]);
     loop {
         let rows = db.txs_after(after, 5_000).await?;
         if rows.is_empty() {
@@ -205,6 +217,7 @@ async fn replay(db: &Db, genesis: &Genesis) -> Result<Replayed, DbError> {
             idem.insert(r.idem_key, (r.payload_hash, r.reply));
             if r.batch as u64 == open_batch {
                 open_count += 1;
+                open_accounts.extend(port_accounts(&stx.tx));
             }
             if let Some(b) = batches.get(bi) {
                 if b.last_seq == r.seq {
@@ -238,6 +251,7 @@ async fn replay(db: &Db, genesis: &Genesis) -> Result<Replayed, DbError> {
         },
         idem,
         last_sealed_new_root: last_root,
+        open_accounts,
     })
 }
 
@@ -279,6 +293,7 @@ pub async fn start(
         last_root: r.last_sealed_new_root,
         open_started,
         open_first_seq: 0,
+        open_accounts: r.open_accounts,
     };
     tokio::spawn(task.run(staged_rx));
     Ok(SequencerHandle {
@@ -400,6 +415,8 @@ struct Task {
     last_root: Fr,
     open_started: Option<Instant>,
     open_first_seq: u64,
+    /// The accounts the open batch names, for [`SequencerConfig::max_accounts`].
+    open_accounts: BTreeSet<u64>,
 }
 
 enum Outcome {
@@ -504,6 +521,7 @@ impl Task {
         live.open_count = 0;
         live.sealed_root = root;
         self.open_first_seq = live.next_seq;
+        self.open_accounts = table_accounts([]);
         self.last_root = root;
         self.open_started = None;
         seal
@@ -514,6 +532,7 @@ impl Task {
         live.open_batch = seal.number as u64 + 1;
         live.open_count = 0;
         self.open_first_seq = live.next_seq;
+        self.open_accounts = table_accounts([]);
         let root = live.state.root();
         live.sealed_root = root;
         self.last_root = root;
@@ -562,10 +581,16 @@ impl Task {
                         continue;
                     }
                 }
-                // A tick opens its batch (the circuit's tick lane, §11): what is open before
-                // an accepted tick is sealed first, at the root before it.
-                let cut_before = (matches!(s.stx.tx, Tx::OracleTick(_)) && live.open_count > 0)
-                    .then(|| live.state.root());
+                // A tick opens its batch (the circuit's tick lane, §11), and a transaction that
+                // would overflow the provers' account table opens the next one: what is open
+                // before it is sealed first, at the root before it.
+                let named = port_accounts(&s.stx.tx);
+                let overflows = self.config.max_accounts.is_some_and(|max| {
+                    let new = named.iter().filter(|a| !self.open_accounts.contains(a));
+                    self.open_accounts.len() + new.collect::<BTreeSet<_>>().len() > max
+                });
+                let opens = matches!(s.stx.tx, Tx::OracleTick(_)) || overflows;
+                let cut_before = (opens && live.open_count > 0).then(|| live.state.root());
                 if let Err(e) = live.state.apply(&s.stx.tx) {
                     outcomes.push(Outcome::Refuse(SubmitError::Rejected(e)));
                     continue;
@@ -573,6 +598,7 @@ impl Task {
                 if let Some(root) = cut_before {
                     seals.push(self.cut(&mut live, root));
                 }
+                self.open_accounts.extend(named);
                 let receipt = Receipt {
                     seq: live.next_seq,
                     batch: live.open_batch,
@@ -671,6 +697,7 @@ impl Task {
                     live.epoch = epoch;
                     self.idem = r.idem;
                     self.last_root = r.last_sealed_new_root;
+                    self.open_accounts = r.open_accounts;
                     tracing::info!(next_seq = live.next_seq, "state rebuilt from the log");
                     return;
                 }

@@ -657,8 +657,7 @@ async fn prover_sigkill_mid_proof_postgres() {
             k: 17,
             lookup_bits: 16,
             cache_dir: keys.path().to_path_buf(),
-            srs: None,
-            evm_transcript: false,
+            ..Default::default()
         },
     );
     let proof = b.proof.unwrap();

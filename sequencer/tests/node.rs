@@ -37,6 +37,7 @@ macro_rules! both {
 both!(submit_idempotency_and_errors);
 both!(batching_seal_and_restart);
 both!(a_tick_opens_its_batch);
+both!(batches_seal_before_the_account_table_overflows);
 both!(job_lease_expiry_and_retry);
 both!(workers_share_the_queue);
 both!(deposits_come_from_the_settlement_contract);
@@ -285,6 +286,79 @@ async fn batching_seal_and_restart(engine: Engine) {
     assert_eq!(
         (r.body["seq"].as_u64(), r.body["batch"].as_u64()),
         (Some(8), Some(4))
+    );
+    node.stop();
+    tdb.drop_db().await;
+}
+
+/// With an account limit (the provers' account table), a transaction that would make the open
+/// batch name more accounts seals it first; the sealed batch fits a circuit table of that size
+/// and would not with the transaction. The open batch's accounts survive a restart.
+async fn batches_seal_before_the_account_table_overflows(engine: Engine) {
+    use collar_circuits::batch::{BatchCircuitError, BatchWitness};
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let genesis_state = h.state.clone();
+    let mut cfg = node_config(&tdb.url, &h, 8, 60_000);
+    cfg.sequencer.max_accounts = Some(3);
+    let refused = collar_sequencer::node::Node::start(cfg.clone())
+        .await
+        .err()
+        .expect("a limit of 3 is refused");
+    assert!(refused.to_string().contains("below 4"), "{refused}");
+    cfg.sequencer.max_accounts = Some(4);
+    let (node, c) = start(cfg.clone()).await;
+    // The fee account always counts: accounts 2, 3 and 4 fill the table; 5 opens batch 2.
+    let mut deposits = Vec::new();
+    // Amounts differ, so that no deposit repeats an earlier one (idempotency).
+    for (i, (a, batch)) in [(2, 1), (3, 1), (4, 1), (2, 1), (5, 2), (2, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let d = h.deposit(a, 1_000 + i as u64);
+        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        assert_eq!(r.body["batch"].as_u64(), Some(batch), "deposit to {a}");
+        h.accept(&d);
+        deposits.push(d.tx);
+    }
+    let b1 = c.get("/v1/batches/1").await.unwrap().body;
+    assert_eq!(
+        (b1["status"].as_str(), b1["tx_count"].as_i64()),
+        (Some("sealed"), Some(4))
+    );
+    // Batch 1 fits a 4-entry table; with the deposit that opened batch 2 it would not.
+    let fits = |txs: &[collar_protocol::Tx]| {
+        let mut s = genesis_state.clone();
+        let exec = collar_protocol::batch::execute(&mut s, 1, txs).unwrap();
+        BatchWitness::with_table(&genesis_state, &exec, 8, 4).map(|_| ())
+    };
+    assert_eq!(fits(&deposits[..4]), Ok(()));
+    assert!(matches!(
+        fits(&deposits[..5]),
+        Err(BatchCircuitError::TableFull {
+            accounts: 5,
+            entries: 4
+        })
+    ));
+    node.stop();
+
+    // After a restart the open batch still names the fee account, 5 and 2: 6 fits, 7 does not.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (node, c) = start(cfg).await;
+    for (a, batch) in [(6, 2), (7, 3)] {
+        let d = h.deposit(a, 2_000);
+        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        assert_eq!(r.body["batch"].as_u64(), Some(batch), "deposit to {a}");
+        h.accept(&d);
+    }
+    let b2 = c.get("/v1/batches/2").await.unwrap().body;
+    assert_eq!(
+        (
+            b2["status"].as_str(),
+            b2["first_seq"].as_i64(),
+            b2["tx_count"].as_i64()
+        ),
+        (Some("sealed"), Some(5), Some(3))
     );
     node.stop();
     tdb.drop_db().await;

@@ -131,7 +131,8 @@ impl ProofArtifact {
         })
     }
 
-    /// The circuit this proof is for (shape and version, e.g. `collar-batch/v1/cap2/k17`).
+    /// The circuit this proof is for (version, hashing and shape, e.g.
+    /// `collar-batch-v4/pow5/cap2/t6/k17/<config hash prefix>`).
     pub fn circuit_id(&self) -> &str {
         &self.circuit_id
     }

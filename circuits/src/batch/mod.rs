@@ -20,8 +20,8 @@ mod trade;
 mod witness;
 
 pub use witness::{
-    default_table_size, BatchWitness, EntryWitness, OrderFillWitness, PortWitness, SlotWitness,
-    TickWitness, PORTS,
+    default_table_size, port_accounts, table_accounts, BatchWitness, EntryWitness,
+    OrderFillWitness, PortWitness, SlotWitness, TickWitness, MIN_TABLE_SIZE, PORTS,
 };
 
 use collar_protocol::field::domain_tag;

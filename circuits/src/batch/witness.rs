@@ -2,7 +2,7 @@
 //! and never re-derived: every value here comes from the protocol's `TxWitness` or from a replay
 //! of its account writes on a local copy of the accounts tree.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use collar_protocol::account::OrderSlot;
 use collar_protocol::batch::ExecutedBatch;
@@ -178,6 +178,10 @@ pub struct EntryWitness {
     pub siblings: Vec<Fr>,
 }
 
+/// The fewest entries an account table may have: every transaction fits it (a liquidation
+/// names three accounts, and [`table_accounts`] always counts the fee account).
+pub const MIN_TABLE_SIZE: usize = 4;
+
 /// The table size [`BatchWitness::new`] uses for `capacity` slots: `min(3·capacity,
 /// 2·capacity + 2)`. No batch of `capacity` transactions touches more accounts: each touches
 /// at most two besides the fee account and the insurance fund, and idle ports name the fee
@@ -212,28 +216,25 @@ pub struct BatchWitness {
 
 /// The accounts tree and values as the circuit's ports see them, write by write.
 struct PortReplay {
+    /// The accounts tree before the batch.
+    opened: SparseMerkleTree,
     tree: SparseMerkleTree,
     accounts: HashMap<u64, Account>,
+    /// The last leaf written to each account: the account table's closing leaves.
+    written: BTreeMap<u64, Fr>,
     params: ProtocolParams,
 }
 
 impl PortReplay {
-    fn new(state: &State) -> Result<Self, BatchCircuitError> {
-        let params = state.params().clone();
-        let mut tree = SparseMerkleTree::new(params.account_depth)
-            .map_err(|_| BatchCircuitError::Inconsistent("account depth"))?;
-        let mut accounts = HashMap::new();
-        for (id, acc) in state.accounts() {
-            tree.set_leaf(id, acc.leaf(params.order_slot_depth))
-                .map_err(|_| BatchCircuitError::Inconsistent("account id out of range"))?;
-            accounts.insert(id, acc.clone());
+    fn new(state: &State) -> Self {
+        let opened = state.accounts_tree();
+        Self {
+            tree: opened.clone(),
+            opened,
+            accounts: state.accounts().map(|(id, a)| (id, a.clone())).collect(),
+            written: BTreeMap::new(),
+            params: state.params().clone(),
         }
-        tree.commit();
-        Ok(Self {
-            tree,
-            accounts,
-            params,
-        })
     }
 
     fn current(&self, id: u64) -> Account {
@@ -263,9 +264,11 @@ impl PortReplay {
     ) -> Result<PortWitness, BatchCircuitError> {
         let before = self.current(id);
         let depth = self.params.order_slot_depth;
+        let leaf = after.leaf(depth);
         self.tree
-            .update(id, after.leaf(depth))
+            .update(id, leaf)
             .map_err(|_| BatchCircuitError::Inconsistent("account write"))?;
+        self.written.insert(id, leaf);
         let position_slot = series.map_or(0, |s| position_slot(&before, s));
         let order = match order_id {
             Some(order_id) => {
@@ -302,22 +305,31 @@ impl PortReplay {
     fn root(&self) -> Fr {
         self.tree.root()
     }
+
+    /// The account table of the ports written so far, with `entries` entries, written back on
+    /// the tree before the batch; checks that the write-back reaches the ports' root.
+    fn table(self, entries: usize) -> Result<Vec<EntryWitness>, BatchCircuitError> {
+        let root = self.root();
+        let (table, written_back) =
+            account_table(self.opened, &self.params, self.written, entries)?;
+        if written_back != root {
+            return Err(BatchCircuitError::Inconsistent(
+                "account table does not replay",
+            ));
+        }
+        Ok(table)
+    }
 }
 
-/// The account table of `slots` on the accounts tree `tree` (the state before the batch), with
-/// `entries` entries, and the accounts root after its write-back.
+/// The account table of the ports' last writes `closed` (leaf by account id) on the accounts
+/// tree `tree` (the state before the batch), with `entries` entries, and the accounts root
+/// after its write-back.
 fn account_table(
     mut tree: SparseMerkleTree,
     params: &ProtocolParams,
-    slots: &[SlotWitness],
+    mut closed: BTreeMap<u64, Fr>,
     entries: usize,
 ) -> Result<(Vec<EntryWitness>, Fr), BatchCircuitError> {
-    let depth = params.order_slot_depth;
-    // The last write of each account, in id order.
-    let mut closed: BTreeMap<u64, Fr> = BTreeMap::new();
-    for port in slots.iter().flat_map(|s| &s.ports) {
-        closed.insert(port.account, port.after.leaf(depth));
-    }
     if closed.len() > entries {
         return Err(BatchCircuitError::TableFull {
             accounts: closed.len(),
@@ -423,8 +435,7 @@ impl BatchWitness {
                 capacity,
             });
         }
-        let mut replay = PortReplay::new(before)?;
-        let opened = replay.tree.clone();
+        let mut replay = PortReplay::new(before);
         let mut state = before.clone();
         if let Some(w) = batch.witnesses.first().filter(|_| tick.is_some()) {
             state
@@ -461,12 +472,7 @@ impl BatchWitness {
                 signatures: Vec::new(),
             });
         }
-        let (accounts, root) = account_table(opened, params, &slots, entries)?;
-        if root != replay.root() {
-            return Err(BatchCircuitError::Inconsistent(
-                "account table does not replay",
-            ));
-        }
+        let accounts = replay.table(entries)?;
         let mut b = before.clone();
         Ok(Self {
             params: params.clone(),
@@ -489,10 +495,11 @@ impl BatchWitness {
     /// still consistent as Merkle paths, so that only the rule under test can reject it.
     ///
     /// # Errors
-    /// [`BatchCircuitError::Inconsistent`] if an account id is outside the tree.
+    /// [`BatchCircuitError::Inconsistent`] if an account id is outside the tree,
+    /// [`BatchCircuitError::TableFull`] if the ports now name more accounts than the table has
+    /// entries.
     pub fn reseal(&mut self, before: &State) -> Result<(), BatchCircuitError> {
-        let mut replay = PortReplay::new(before)?;
-        let opened = replay.tree.clone();
+        let mut replay = PortReplay::new(before);
         for slot in &mut self.slots {
             let plan = slot.tx.as_ref().map(port_moves).unwrap_or_default();
             for (i, port) in slot.ports.iter_mut().enumerate() {
@@ -502,8 +509,7 @@ impl BatchWitness {
                 port.position_slot = position_slot;
             }
         }
-        let entries = self.accounts.len();
-        self.accounts = account_table(opened, &self.params, &self.slots, entries)?.0;
+        self.accounts = replay.table(self.accounts.len())?;
         Ok(())
     }
 
@@ -561,6 +567,34 @@ impl BatchWitness {
                 .unwrap_or_default();
         }
     }
+}
+
+/// The accounts the ports of `tx` name, in port order (docs/CIRCUIT.md, "Batch layout"): a
+/// deposit or withdrawal its account; a trade the buyer, the seller and the fee account; an
+/// expiry settlement the account and the insurance fund; a liquidation the victim, the fund and
+/// the liquidator. A series registration and an oracle tick (the tick lane) name none. A slot's
+/// remaining ports are idle writes of [`FEE_ACCOUNT`].
+pub fn port_accounts(tx: &Tx) -> Vec<u64> {
+    match tx {
+        Tx::Deposit(d) => vec![d.account],
+        Tx::Withdraw(w) => vec![w.account],
+        Tx::Trade(t) => vec![t.buy.account, t.sell.account, FEE_ACCOUNT],
+        Tx::SettleExpiry(s) => vec![s.account, INSURANCE_FUND],
+        Tx::Liquidate(l) => vec![l.order.victim, INSURANCE_FUND, l.order.liquidator],
+        Tx::RegisterSeries(_) | Tx::OracleTick(_) => Vec::new(),
+    }
+}
+
+/// The accounts a batch of `txs` names, as its account table counts them, with the fee account
+/// always counted (idle ports name it). A batch fits a table of `entries` entries
+/// ([`BatchWitness::with_table`]) when this set has at most `entries` members; any single
+/// transaction fits [`MIN_TABLE_SIZE`].
+pub fn table_accounts<'a>(txs: impl IntoIterator<Item = &'a Tx>) -> BTreeSet<u64> {
+    let mut set = BTreeSet::from([FEE_ACCOUNT]);
+    for tx in txs {
+        set.extend(port_accounts(tx));
+    }
+    set
 }
 
 /// Per port of `tx`: the order id it fills and the series whose position it moves.
@@ -701,6 +735,18 @@ fn slot_of(
     }
     while ports.len() < PORTS {
         ports.push(replay.idle()?);
+    }
+    // The sequencer seals on `table_accounts`, which counts accounts by `port_accounts`.
+    let named = port_accounts(&w.tx);
+    let idle = std::iter::repeat(FEE_ACCOUNT);
+    if !ports
+        .iter()
+        .map(|p| p.account)
+        .eq(named.into_iter().chain(idle).take(PORTS))
+    {
+        return Err(BatchCircuitError::Inconsistent(
+            "ports differ from port_accounts",
+        ));
     }
     Ok(SlotWitness {
         tx: Some(w.tx.clone()),

@@ -195,6 +195,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let token = "demo-operator-token".to_string();
     let circuit = CircuitArgs {
         capacity: a.batch_size,
+        accounts: None,
         k: a.k,
         key_cache: a.key_cache.clone(),
         srs: None,
@@ -208,6 +209,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             batch_size: a.batch_size,
             batch_timeout: Duration::from_secs(3_600),
             max_group: 256,
+            max_accounts: None,
         },
         api: ApiConfig {
             operator_token: Some(token.clone()),

@@ -73,6 +73,11 @@ pub struct CircuitArgs {
     /// Transaction slots per proof (the node's batch size must not exceed it).
     #[arg(long, default_value_t = 2)]
     pub capacity: usize,
+    /// Entries of the account table: the most accounts one batch may touch (at least 4). The
+    /// node seals a batch early rather than exceed it, and every prover of its batches must be
+    /// given the same value. Default `min(3·capacity, 2·capacity + 2)`, which every batch fits.
+    #[arg(long)]
+    pub accounts: Option<usize>,
     /// Circuit size 2^k.
     #[arg(long, default_value_t = 17)]
     pub k: u32,
@@ -93,6 +98,7 @@ impl CircuitArgs {
     pub fn halo2(&self) -> collar_sequencer::prover::Halo2Config {
         collar_sequencer::prover::Halo2Config {
             capacity: self.capacity,
+            accounts: self.accounts,
             k: self.k,
             lookup_bits: self.k as usize - 1,
             cache_dir: self

@@ -73,6 +73,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             batch_size: a.batch_size,
             batch_timeout: Duration::from_millis(a.batch_timeout_ms),
             max_group: a.max_group,
+            max_accounts: a.circuit.accounts,
         },
         api: ApiConfig {
             operator_token: a.operator_token,

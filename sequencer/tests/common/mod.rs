@@ -119,6 +119,7 @@ pub fn node_config(url: &str, h: &Harness, batch_size: usize, timeout_ms: u64) -
             batch_size,
             batch_timeout: Duration::from_millis(timeout_ms),
             max_group: 256,
+            max_accounts: None,
         },
         api: ApiConfig {
             operator_token: Some(TOKEN.into()),
