@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collar_protocol::merkle::MerkleProof;
+use collar_protocol::testkit::Harness;
+use collar_protocol::SignedTx;
 use collar_sequencer::client::Client;
 use collar_sequencer::db::Db;
 use collar_sequencer::node::L1Config;
@@ -291,6 +293,31 @@ async fn batching_seal_and_restart(engine: Engine) {
     tdb.drop_db().await;
 }
 
+/// Submits a deposit of `amount` into `account`, applies it to `h` and returns it with the batch
+/// its receipt names.
+async fn deposit(
+    c: &Client,
+    h: &mut Harness,
+    account: u64,
+    amount: u64,
+) -> (SignedTx, Option<u64>) {
+    let d = h.deposit(account, amount);
+    let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.accept(&d);
+    (d, r.body["batch"].as_u64())
+}
+
+/// Batch `n`'s status, first sequence number and transaction count.
+async fn batch_summary(c: &Client, n: u64) -> (String, i64, i64) {
+    let b = c.get(&format!("/v1/batches/{n}")).await.unwrap().body;
+    (
+        b["status"].as_str().unwrap_or_default().to_string(),
+        b["first_seq"].as_i64().unwrap_or(-1),
+        b["tx_count"].as_i64().unwrap_or(-1),
+    )
+}
+
 /// With an account limit (the provers' account table), a transaction that would make the open
 /// batch name more accounts seals it first; the sealed batch fits a circuit table of that size
 /// and would not with the transaction. The open batch's accounts survive a restart.
@@ -315,17 +342,11 @@ async fn batches_seal_before_the_account_table_overflows(engine: Engine) {
         .into_iter()
         .enumerate()
     {
-        let d = h.deposit(a, 1_000 + i as u64);
-        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
-        assert_eq!(r.body["batch"].as_u64(), Some(batch), "deposit to {a}");
-        h.accept(&d);
+        let (d, got) = deposit(&c, &mut h, a, 1_000 + i as u64).await;
+        assert_eq!(got, Some(batch), "deposit to {a}");
         deposits.push(d.tx);
     }
-    let b1 = c.get("/v1/batches/1").await.unwrap().body;
-    assert_eq!(
-        (b1["status"].as_str(), b1["tx_count"].as_i64()),
-        (Some("sealed"), Some(4))
-    );
+    assert_eq!(batch_summary(&c, 1).await, ("sealed".into(), 1, 4));
     // Batch 1 fits a 4-entry table; with the deposit that opened batch 2 it would not.
     let fits = |txs: &[collar_protocol::Tx]| {
         let mut s = genesis_state.clone();
@@ -346,20 +367,13 @@ async fn batches_seal_before_the_account_table_overflows(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (node, c) = start(cfg).await;
     for (a, batch) in [(6, 2), (7, 3)] {
-        let d = h.deposit(a, 2_000);
-        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
-        assert_eq!(r.body["batch"].as_u64(), Some(batch), "deposit to {a}");
-        h.accept(&d);
+        assert_eq!(
+            deposit(&c, &mut h, a, 2_000).await.1,
+            Some(batch),
+            "deposit to {a}"
+        );
     }
-    let b2 = c.get("/v1/batches/2").await.unwrap().body;
-    assert_eq!(
-        (
-            b2["status"].as_str(),
-            b2["first_seq"].as_i64(),
-            b2["tx_count"].as_i64()
-        ),
-        (Some("sealed"), Some(5), Some(3))
-    );
+    assert_eq!(batch_summary(&c, 2).await, ("sealed".into(), 5, 3));
     node.stop();
     tdb.drop_db().await;
 }
@@ -394,20 +408,9 @@ async fn a_tick_opens_its_batch(engine: Engine) {
     assert_eq!(b1["new_root"].as_str(), Some(root_before_tick.as_str()));
     // The tick's batch fills up to three transactions and seals by size.
     for a in [3, 4] {
-        let d = h.deposit(a, 1_000);
-        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
-        assert_eq!(r.body["batch"].as_u64(), Some(2));
-        h.accept(&d);
+        assert_eq!(deposit(&c, &mut h, a, 1_000).await.1, Some(2));
     }
-    let b2 = c.get("/v1/batches/2").await.unwrap().body;
-    assert_eq!(
-        (
-            b2["status"].as_str(),
-            b2["first_seq"].as_i64(),
-            b2["tx_count"].as_i64()
-        ),
-        (Some("sealed"), Some(2), Some(3))
-    );
+    assert_eq!(batch_summary(&c, 2).await, ("sealed".into(), 2, 3));
     // A tick into an empty open batch seals nothing.
     let t = h.tick(20, &[(0, 100_000, vec![])]);
     let r = c.submit("/v1/operator/ticks", &t).await.unwrap();
