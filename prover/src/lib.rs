@@ -106,8 +106,9 @@ pub struct ProverConfig {
 }
 
 impl ProverConfig {
-    /// A configuration with the default account table, `k = 17`, 16 lookup bits, the insecure development SRS, rayon's
-    /// default threads, progress on, the Blake2b transcript and Pow5 hashing.
+    /// A configuration with the default account table, `k = 17`, 16 lookup bits, the insecure
+    /// development SRS, rayon's default threads, progress on, the Blake2b transcript and Pow5
+    /// hashing.
     pub fn new(params: ProtocolParams, capacity: usize, cache_dir: impl Into<PathBuf>) -> Self {
         Self {
             params,

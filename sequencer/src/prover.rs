@@ -58,8 +58,8 @@ pub struct Halo2Config {
 }
 
 impl Default for Halo2Config {
-    /// Capacity 2, the default account table, k 17, 16 lookup bits, keys cached under [`default_key_cache`], dev SRS,
-    /// Blake2b transcript.
+    /// Capacity 2, the default account table, k 17, 16 lookup bits, keys cached under
+    /// [`default_key_cache`], dev SRS, Blake2b transcript.
     fn default() -> Self {
         Self {
             capacity: 2,
