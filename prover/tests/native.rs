@@ -501,6 +501,54 @@ fn an_account_table_below_one_transaction_is_refused() {
     assert!(!dir.path().join("keys").exists());
 }
 
+/// A prover with a 4-entry account table (what a node run with `--accounts 4` seals for) makes
+/// keys of its own shape, proves and verifies a batch that fits the table, and refuses one that
+/// names five accounts with the circuit's typed error before proving.
+#[test]
+fn a_smaller_account_table_proves_the_batches_that_fit_it() {
+    use collar_circuits::batch::BatchCircuitError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ProverConfig::new(ProtocolParams::small(), 2, dir.path().join("keys"));
+    config.threads = Some(2);
+    config.progress = false;
+    config.accounts = Some(4);
+    let prover = BatchProver::load_or_keygen(config).unwrap();
+    assert!(
+        prover.circuit_id().contains("/cap2/t4/"),
+        "{}",
+        prover.circuit_id()
+    );
+    // Fee account, 5 and 6.
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let before = h.state.clone();
+    let txs = [h.deposit(5, 1).tx, h.deposit(6, 2).tx];
+    let exec = batch::execute(&mut before.clone(), 1, &txs).unwrap();
+    let artifact = prover.prove(&before, &exec).unwrap();
+    verify_expecting(&artifact, prover.vk_file(), &exec.public_inputs).unwrap();
+    // Two trades between four accounts and the fee account.
+    let mut h = Harness::new(ProtocolParams::small(), 1);
+    let r = h.register(0, 100_000, 10_000, collar_protocol::OptionKind::Call, 1);
+    h.accept(&r);
+    let t = h.tick(10, &[(0, 100_000, vec![(0, 5_000)])]);
+    h.accept(&t);
+    for acc in [0, 2, 3, 4, 5] {
+        h.fund(acc, 1_000_000);
+    }
+    let before = h.state.clone();
+    let txs = [
+        h.simple_trade(2, 3, 0, 3, 5_000).tx,
+        h.simple_trade(4, 5, 0, 3, 5_000).tx,
+    ];
+    let exec = batch::execute(&mut before.clone(), 1, &txs).unwrap();
+    assert!(matches!(
+        prover.prove(&before, &exec),
+        Err(ProverError::Circuit(BatchCircuitError::TableFull {
+            accounts: 5,
+            entries: 4
+        }))
+    ));
+}
+
 /// The same keys prove with the EVM (Keccak) transcript: the artifact says so, round-trips,
 /// verifies natively, passes the very check the generated Solidity verifier makes, and is
 /// rejected when a byte flips or when a Blake2b proof is labelled Keccak.
