@@ -48,9 +48,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{
-    build_batch, default_table_size, prover_circuit, BatchCircuitError, BatchWitness,
-};
+use crate::batch::{build_batch, prover_circuit, table_size, BatchCircuitError, BatchWitness};
 use crate::poseidon::Hashing;
 use crate::pow5::{HashingCircuit, HashingCircuitParams};
 
@@ -484,8 +482,7 @@ impl StatsShape {
 
     /// Entries of the account table this shape builds.
     pub fn table_size(&self) -> usize {
-        self.accounts
-            .unwrap_or_else(|| default_table_size(self.capacity))
+        table_size(self.capacity, self.accounts)
     }
 
     /// Capacity-`capacity` batch on the production `ProtocolParams::default()` (depth 24,

@@ -171,3 +171,38 @@ fn a_repeated_entry_fails_the_ascending_id_check() {
     rechain(&before, &mut w);
     assert_fails_the_id_order(&w);
 }
+
+#[test]
+fn a_batch_that_does_not_replay_on_its_state_is_a_typed_error() {
+    let (before, exec) = market_maker_batch();
+    let built = |exec: &batch::ExecutedBatch| BatchWitness::with_table(&before, exec, 4, 6);
+    assert!(built(&exec).is_ok());
+
+    // A header that does not start from the state's accounts root.
+    let mut e = exec.clone();
+    e.witnesses[0].header_before.accounts_root += Fr::one();
+    let err = built(&e).unwrap_err();
+    assert_eq!(err, BatchCircuitError::Inconsistent("batch does not chain"));
+
+    // A port value the protocol's own replay of the transaction does not give: the maker's
+    // collateral after the second trade, one unit more.
+    let mut e = exec.clone();
+    let maker = e.witnesses[1]
+        .account_updates
+        .iter_mut()
+        .rev()
+        .find(|u| u.account == 2)
+        .expect("the maker trades in every transaction");
+    maker.after.collateral += 1;
+    let err = built(&e).unwrap_err();
+    assert_eq!(err, BatchCircuitError::Inconsistent("ports do not replay"));
+
+    // A final accounts root the table's write-back does not reach.
+    let mut e = exec.clone();
+    e.witnesses.last_mut().unwrap().header_after.accounts_root += Fr::one();
+    let err = built(&e).unwrap_err();
+    assert_eq!(
+        err,
+        BatchCircuitError::Inconsistent("account table does not replay")
+    );
+}

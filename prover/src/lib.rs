@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collar_circuits::batch::{
-    default_table_size, keygen_circuit, prover_circuit, BatchCircuitError, BatchWitness,
-    MIN_TABLE_SIZE,
+    keygen_circuit, prover_circuit, table_size, BatchCircuitError, BatchWitness, MIN_TABLE_SIZE,
 };
 pub use collar_circuits::poseidon::Hashing;
 use collar_circuits::pow5::{HashingCircuit, HashingCircuitParams};
@@ -81,8 +80,8 @@ pub struct ProverConfig {
     pub capacity: usize,
     /// Entries of the batch's account table: the most accounts one batch may touch (see
     /// `collar_circuits::batch::table_accounts`). `None` is
-    /// [`default_table_size`]`(capacity)`, which every batch fits; a smaller table is a smaller
-    /// circuit, for a sequencer that seals on it.
+    /// [`default_table_size`](collar_circuits::batch::default_table_size)`(capacity)`, which
+    /// every batch fits; a smaller table is a smaller circuit, for a sequencer that seals on it.
     pub accounts: Option<usize>,
     /// The circuit has 2^k rows; the SRS must have at least that many points.
     pub k: u32,
@@ -125,10 +124,10 @@ impl ProverConfig {
         }
     }
 
-    /// Entries of the account table: `accounts`, or [`default_table_size`]`(capacity)`.
+    /// Entries of the account table ([`table_size`]): `accounts`, or the default for
+    /// `capacity`.
     pub fn table_size(&self) -> usize {
-        self.accounts
-            .unwrap_or_else(|| default_table_size(self.capacity))
+        table_size(self.capacity, self.accounts)
     }
 }
 

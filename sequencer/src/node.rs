@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use collar_circuits::batch::{default_table_size, MIN_TABLE_SIZE};
+use collar_circuits::batch::{table_size, MIN_TABLE_SIZE};
 use collar_protocol::Genesis;
 use tokio::task::JoinHandle;
 
@@ -93,10 +93,7 @@ impl Node {
                 cfg.sequencer.batch_size,
                 cfg.halo2.capacity
             );
-            let named = cfg
-                .sequencer
-                .max_accounts
-                .unwrap_or_else(|| default_table_size(cfg.sequencer.batch_size));
+            let named = table_size(cfg.sequencer.batch_size, cfg.sequencer.max_accounts);
             anyhow::ensure!(
                 named <= cfg.halo2.table_size(),
                 "batches may name {named} accounts; the circuit's account table holds {}",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use collar_circuits::batch::{default_table_size, BatchCircuitError, BatchWitness};
+use collar_circuits::batch::{table_size, BatchCircuitError, BatchWitness};
 use collar_protocol::batch::{self, BatchPublicInputs, ExecutedBatch};
 use collar_protocol::{Genesis, SignedTx, State};
 use collar_prover::{BatchProver, ProverConfig, ProverError, SrsSource};
@@ -78,8 +78,7 @@ pub use collar_prover::default_key_cache;
 impl Halo2Config {
     /// Entries of the account table: `accounts`, or `default_table_size(capacity)`.
     pub fn table_size(&self) -> usize {
-        self.accounts
-            .unwrap_or_else(|| default_table_size(self.capacity))
+        table_size(self.capacity, self.accounts)
     }
 }
 

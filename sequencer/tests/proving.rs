@@ -123,3 +123,61 @@ async fn real_proof_of_a_deposit_batch_and_honest_failure() {
     assert_eq!(b["proof"], serde_json::Value::Null);
     node.stop();
 }
+
+/// A node whose in-process worker proves on a 4-entry account table. `Node::start` refuses it
+/// while batches of two may name six accounts; once the sequencer seals on the table, the
+/// worker proves and verifies the batch it seals with the table's own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_workers_prove_on_a_smaller_account_table() {
+    let tdb = TestDb::new(Engine::Sqlite).await;
+    let mut h = harness();
+    let keys = tempfile::tempdir().unwrap();
+    let mut cfg = node_config(&tdb.url, &h, 2, 60_000);
+    cfg.workers = 1;
+    cfg.halo2 = Halo2Config {
+        capacity: 2,
+        accounts: Some(4),
+        cache_dir: keys.path().to_path_buf(),
+        ..Default::default()
+    };
+    let err = collar_sequencer::node::Node::start(cfg.clone())
+        .await
+        .err()
+        .expect("a table smaller than the batches is refused");
+    assert!(
+        err.to_string()
+            .contains("batches may name 6 accounts; the circuit's account table holds 4"),
+        "{err}"
+    );
+    cfg.sequencer.max_accounts = Some(4);
+    let (node, c) = start(cfg).await;
+    // The fee account, 2 and 3: batch 1, sealed at its size.
+    for (account, amount) in [(2, 1_234), (3, 10)] {
+        let d = h.deposit(account, amount);
+        assert_eq!(
+            c.submit("/v1/operator/deposits", &d).await.unwrap().status,
+            200
+        );
+        h.accept(&d);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
+    let b = loop {
+        let b = c.get("/v1/batches/1").await.unwrap().body;
+        match b["status"].as_str() {
+            Some("verified") => break b,
+            Some("failed") => panic!("batch 1 failed: {b}"),
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "not proved: {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert!(
+        b["backend"]
+            .as_str()
+            .unwrap()
+            .contains("capacity=2 accounts=4"),
+        "{b}"
+    );
+    assert_eq!(b["tx_count"], 2, "{b}");
+    node.stop();
+}

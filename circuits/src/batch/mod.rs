@@ -20,7 +20,7 @@ mod trade;
 mod witness;
 
 pub use witness::{
-    default_table_size, port_accounts, table_accounts, BatchWitness, EntryWitness,
+    default_table_size, port_accounts, table_accounts, table_size, BatchWitness, EntryWitness,
     OrderFillWitness, PortWitness, SlotWitness, TickWitness, MIN_TABLE_SIZE, PORTS,
 };
 

@@ -1,6 +1,8 @@
 //! The typed witness of the batch circuit, built from the native execution (`collar-protocol`)
 //! and never re-derived: every value here comes from the protocol's `TxWitness` or from a replay
-//! of its account writes on a local copy of the accounts tree.
+//! of its account writes, port by port, checked against the protocol's own replay of each
+//! transaction; the account table's write-back runs on a local copy of the accounts tree and
+//! must reach the batch's last accounts root.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -190,6 +192,12 @@ pub fn default_table_size(capacity: usize) -> usize {
     (PORTS * capacity).min(2 * capacity + 2)
 }
 
+/// The table size of a circuit of `capacity` slots configured with `accounts` entries:
+/// `accounts`, or [`default_table_size`]`(capacity)` where none is set.
+pub fn table_size(capacity: usize, accounts: Option<usize>) -> usize {
+    accounts.unwrap_or_else(|| default_table_size(capacity))
+}
+
 /// Everything the batch circuit consumes: typed witness built natively, never re-derived.
 #[derive(Clone, Debug)]
 pub struct BatchWitness {
@@ -214,11 +222,12 @@ pub struct BatchWitness {
     pub batch_number: u64,
 }
 
-/// The accounts tree and values as the circuit's ports see them, write by write.
+/// The account values as the circuit's ports see them, write by write. No tree is kept per
+/// write: the ports' leaves reach the accounts tree only through the account table's
+/// write-back ([`PortReplay::table`]), as in the circuit.
 struct PortReplay {
     /// The accounts tree before the batch.
     opened: SparseMerkleTree,
-    tree: SparseMerkleTree,
     accounts: HashMap<u64, Account>,
     /// The last leaf written to each account: the account table's closing leaves.
     written: BTreeMap<u64, Fr>,
@@ -227,10 +236,8 @@ struct PortReplay {
 
 impl PortReplay {
     fn new(state: &State) -> Self {
-        let opened = state.accounts_tree();
         Self {
-            tree: opened.clone(),
-            opened,
+            opened: state.accounts_tree(),
             accounts: state.accounts().map(|(id, a)| (id, a.clone())).collect(),
             written: BTreeMap::new(),
             params: state.params().clone(),
@@ -264,11 +271,7 @@ impl PortReplay {
     ) -> Result<PortWitness, BatchCircuitError> {
         let before = self.current(id);
         let depth = self.params.order_slot_depth;
-        let leaf = after.leaf(depth);
-        self.tree
-            .update(id, leaf)
-            .map_err(|_| BatchCircuitError::Inconsistent("account write"))?;
-        self.written.insert(id, leaf);
+        self.written.insert(id, after.leaf(depth));
         let position_slot = series.map_or(0, |s| position_slot(&before, s));
         let order = match order_id {
             Some(order_id) => {
@@ -302,22 +305,21 @@ impl PortReplay {
         self.write(FEE_ACCOUNT, acc, None)
     }
 
-    fn root(&self) -> Fr {
-        self.tree.root()
+    /// The accounts root before the batch.
+    fn opened_root(&self) -> Fr {
+        self.opened.root()
+    }
+
+    /// Whether the ports left account `id` as `native` (the protocol's state after the same
+    /// transactions) has it.
+    fn agrees(&self, id: u64, native: &State) -> bool {
+        self.accounts.get(&id) == native.account(id)
     }
 
     /// The account table of the ports written so far, with `entries` entries, written back on
-    /// the tree before the batch; checks that the write-back reaches the ports' root.
-    fn table(self, entries: usize) -> Result<Vec<EntryWitness>, BatchCircuitError> {
-        let root = self.root();
-        let (table, written_back) =
-            account_table(self.opened, &self.params, self.written, entries)?;
-        if written_back != root {
-            return Err(BatchCircuitError::Inconsistent(
-                "account table does not replay",
-            ));
-        }
-        Ok(table)
+    /// the tree before the batch, and the accounts root the write-back reaches.
+    fn table(self, entries: usize) -> Result<(Vec<EntryWitness>, Fr), BatchCircuitError> {
+        account_table(self.opened, &self.params, self.written, entries)
     }
 }
 
@@ -444,10 +446,14 @@ impl BatchWitness {
         }
         let mut slots = Vec::with_capacity(capacity);
         let first_slot_tx = usize::from(tick.is_some());
+        // The accounts root the batch's headers chain through; the table's write-back must
+        // reach the last one.
+        let mut root = replay.opened_root();
         for (i, w) in txs.iter().enumerate() {
-            if w.header_before.accounts_root != replay.root() {
+            if w.header_before.accounts_root != root {
                 return Err(BatchCircuitError::Inconsistent("batch does not chain"));
             }
+            root = w.header_after.accounts_root;
             let mut slot = slot_of(&mut replay, &state, w)?;
             slot.signatures = batch
                 .signatures
@@ -458,7 +464,10 @@ impl BatchWitness {
             state
                 .apply(&w.tx)
                 .map_err(|_| BatchCircuitError::Inconsistent("batch does not replay"))?;
-            if w.header_after.accounts_root != replay.root() {
+            let mut written = port_accounts(&w.tx)
+                .into_iter()
+                .chain(w.account_updates.iter().map(|u| u.account));
+            if !written.all(|id| replay.agrees(id, &state)) {
                 return Err(BatchCircuitError::Inconsistent("ports do not replay"));
             }
         }
@@ -472,7 +481,12 @@ impl BatchWitness {
                 signatures: Vec::new(),
             });
         }
-        let accounts = replay.table(entries)?;
+        let (accounts, written_back) = replay.table(entries)?;
+        if written_back != root {
+            return Err(BatchCircuitError::Inconsistent(
+                "account table does not replay",
+            ));
+        }
         let mut b = before.clone();
         Ok(Self {
             params: params.clone(),
@@ -489,10 +503,11 @@ impl BatchWitness {
 }
 
 impl BatchWitness {
-    /// Recomputes every port's `before` value, Merkle siblings and order-slot witness by
-    /// replaying the ports' `after` values in order on `before` (the state the batch started
-    /// from). Tests use it to forge a witness (edit some `after` or transaction field) that is
-    /// still consistent as Merkle paths, so that only the rule under test can reject it.
+    /// Recomputes every port's `before` value and order-slot witness, and the account table
+    /// (opening leaves, closing leaves, write-back siblings), by replaying the ports' `after`
+    /// values in order on `before` (the state the batch started from). Tests use it to forge a
+    /// witness (edit some `after` or transaction field) that is still consistent as Merkle
+    /// paths, so that only the rule under test can reject it.
     ///
     /// # Errors
     /// [`BatchCircuitError::Inconsistent`] if an account id is outside the tree,
@@ -509,7 +524,7 @@ impl BatchWitness {
                 port.position_slot = position_slot;
             }
         }
-        self.accounts = replay.table(self.accounts.len())?;
+        self.accounts = replay.table(self.accounts.len())?.0;
         Ok(())
     }
 
