@@ -1,7 +1,8 @@
 //! The real proving path on SQLite: a deposit batch is proved with Halo2/KZG (small params,
 //! k = 17, INSECURE DEV SRS), the proof is verified before the batch is marked proved and again
 //! from the stored bytes (verified); a batch the circuit cannot take is recorded as a failed job
-//! with its reason, never faked.
+//! with its reason, never faked. A node's in-process worker proves on a smaller account table
+//! when its sequencer seals on that table.
 
 mod common;
 
