@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collar_protocol::merkle::MerkleProof;
-use collar_protocol::testkit::Harness;
-use collar_protocol::SignedTx;
 use collar_sequencer::client::Client;
 use collar_sequencer::db::Db;
 use collar_sequencer::node::L1Config;
@@ -291,21 +289,6 @@ async fn batching_seal_and_restart(engine: Engine) {
     );
     node.stop();
     tdb.drop_db().await;
-}
-
-/// Submits a deposit of `amount` into `account`, applies it to `h` and returns it with the batch
-/// its receipt names.
-async fn deposit(
-    c: &Client,
-    h: &mut Harness,
-    account: u64,
-    amount: u64,
-) -> (SignedTx, Option<u64>) {
-    let d = h.deposit(account, amount);
-    let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    h.accept(&d);
-    (d, r.body["batch"].as_u64())
 }
 
 /// Batch `n`'s status, first sequence number and transaction count.

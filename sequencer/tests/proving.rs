@@ -154,12 +154,7 @@ async fn in_process_workers_prove_on_a_smaller_account_table() {
     let (node, c) = start(cfg).await;
     // The fee account, 2 and 3: batch 1, sealed at its size.
     for (account, amount) in [(2, 1_234), (3, 10)] {
-        let d = h.deposit(account, amount);
-        assert_eq!(
-            c.submit("/v1/operator/deposits", &d).await.unwrap().status,
-            200
-        );
-        h.accept(&d);
+        assert_eq!(deposit(&c, &mut h, account, amount).await.1, Some(1));
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
     let b = loop {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use collar_protocol::batch::{BatchPublicInputs, ExecutedBatch};
 use collar_protocol::testkit::Harness;
-use collar_protocol::{ProtocolParams, State};
+use collar_protocol::{ProtocolParams, SignedTx, State};
 use collar_sequencer::api::ApiConfig;
 use collar_sequencer::client::Client;
 use collar_sequencer::node::{L1Config, Node, NodeConfig};
@@ -132,6 +132,21 @@ pub fn node_config(url: &str, h: &Harness, batch_size: usize, timeout_ms: u64) -
         max_connections: 4,
         l1: L1Config::Operator,
     }
+}
+
+/// Submits a deposit of `amount` into `account`, applies it to `h` and returns it with the batch
+/// its receipt names.
+pub async fn deposit(
+    c: &Client,
+    h: &mut Harness,
+    account: u64,
+    amount: u64,
+) -> (SignedTx, Option<u64>) {
+    let d = h.deposit(account, amount);
+    let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.accept(&d);
+    (d, r.body["batch"].as_u64())
 }
 
 /// Starts a node and an operator client for it.
