@@ -10,6 +10,7 @@ pub mod ecc;
 pub mod margin;
 pub mod market;
 pub mod merkle;
+pub mod msm;
 pub mod portfolio;
 pub mod poseidon;
 pub mod pow5;

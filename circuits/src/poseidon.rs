@@ -19,45 +19,61 @@ use serde::{Deserialize, Serialize};
 
 use crate::pow5::{Pow5Hasher, CELLS_PER_PERMUTATION};
 
-/// Which implementation constrains a circuit's Poseidon hashes.
+/// Which implementation constrains a circuit's Poseidon hashes, and with them its Schnorr
+/// multiplications: the generic halo2-base path or the dedicated chips.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Hashing {
-    /// halo2-base's `PoseidonHasher` in the flex gate (the baseline).
+    /// halo2-base's `PoseidonHasher` in the flex gate, and Schnorr on halo2-base's basic gate
+    /// (the baseline).
     #[serde(rename = "halo2-base")]
     HaloBase,
-    /// The dedicated Pow5 chip (the production path).
+    /// The dedicated Pow5 chip; Schnorr on halo2-base's basic gate (the production path: its EVM
+    /// verifier fits EIP-170).
     #[default]
     Pow5,
+    /// The dedicated Pow5 chip, and Schnorr's multiplication on the dedicated `msm` chip in the
+    /// same columns: the fewest cells, but its EVM verifier is over EIP-170's size limit at the
+    /// shape measured (docs/CIRCUIT.md), so it is not the default.
+    #[serde(rename = "pow5-msm")]
+    Pow5Msm,
 }
 
 impl Hashing {
-    /// Both, baseline first.
-    pub const ALL: [Hashing; 2] = [Hashing::HaloBase, Hashing::Pow5];
+    /// All three, baseline first.
+    pub const ALL: [Hashing; 3] = [Hashing::HaloBase, Hashing::Pow5, Hashing::Pow5Msm];
 
-    /// A short name (`halo2-base`, `pow5`), as the CLI and reports spell it.
+    /// A short name (`halo2-base`, `pow5`, `pow5-msm`), as the CLI and reports spell it.
     pub fn name(self) -> &'static str {
         match self {
             Hashing::HaloBase => "halo2-base",
             Hashing::Pow5 => "pow5",
+            Hashing::Pow5Msm => "pow5-msm",
         }
     }
 
-    /// One-byte code in verifying-key files: 0 halo2-base, 1 Pow5.
+    /// One-byte code in verifying-key files: 0 halo2-base, 1 Pow5, 2 Pow5 with the msm chip.
     pub fn code(self) -> u8 {
         match self {
             Hashing::HaloBase => 0,
             Hashing::Pow5 => 1,
+            Hashing::Pow5Msm => 2,
         }
     }
 
     /// The hashing of code `c`, if any.
     pub fn from_code(c: u8) -> Option<Self> {
-        match c {
-            0 => Some(Hashing::HaloBase),
-            1 => Some(Hashing::Pow5),
-            _ => None,
-        }
+        Hashing::ALL.into_iter().find(|h| h.code() == c)
+    }
+
+    /// Whether the circuit hashes on the Pow5 chip (and so has the chip's columns).
+    pub fn pow5(self) -> bool {
+        self != Hashing::HaloBase
+    }
+
+    /// Whether Schnorr's multiplications run on the `msm` chip.
+    pub fn msm(self) -> bool {
+        self == Hashing::Pow5Msm
     }
 }
 
@@ -74,7 +90,7 @@ impl std::str::FromStr for Hashing {
         Hashing::ALL
             .into_iter()
             .find(|h| h.name() == s)
-            .ok_or_else(|| format!("unknown hashing {s:?} (halo2-base or pow5)"))
+            .ok_or_else(|| format!("unknown hashing {s:?} (halo2-base, pow5 or pow5-msm)"))
     }
 }
 
@@ -120,6 +136,15 @@ impl PoseidonChip {
                 backend: Backend::Pow5(hasher),
             },
             None => Self::halo2_base(ctx, gate),
+        }
+    }
+
+    /// The deferred-chip recorder behind this chip where the circuit has the `msm` chip
+    /// ([`Hashing::Pow5Msm`]; `None` otherwise): Schnorr's multiplications record there.
+    pub fn msm_recorder(&self) -> Option<&Pow5Hasher> {
+        match &self.backend {
+            Backend::Pow5(h) if h.msm_enabled() => Some(h),
+            _ => None,
         }
     }
 

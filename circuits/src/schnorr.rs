@@ -21,6 +21,14 @@
 //!
 //! The offsets cancel, so the circuit constrains `F-sum = R + acc`. Each step is exact (`ecc`),
 //! so the constraint holds only if `s·G = R + e·PK` in the group.
+//!
+//! **Two paths.** The above is the basic-gate path ([`SchnorrChip::verify`]: about 27.4 K advice
+//! cells a signature). In a `Hashing::Pow5Msm` circuit, [`SchnorrChip::verify_lane`]
+//! and [`SchnorrChip::verify_witness`] instead defer the multiplication to the dedicated chip of
+//! [`crate::msm`] (one joint double-and-add row pair per bit for both scalars, 4,088 chip cells),
+//! which outputs `(3·2^254 − 1)·A + s·G − e·PK`; the gadget ties the chip's table, `e` and the
+//! scalars' halves to its cells, checks the halves canonical and constrains the output to
+//! `R + (3·2^254 − 1)·A`. Both paths check the same four conditions.
 
 use std::sync::OnceLock;
 
@@ -38,7 +46,9 @@ use halo2_base::QuantumCell::{Constant, Existing};
 use halo2_base::{AssignedValue, Context};
 
 use crate::ecc::{AssignedPoint, EccChip, Table4};
+use crate::msm;
 use crate::poseidon::PoseidonChip;
+use crate::pow5::Pow5Hasher;
 use crate::stats::{measure, Component};
 
 /// Bits of a decomposed scalar (`s` or `e`): every 32-byte `s` is representable.
@@ -170,6 +180,20 @@ fn canonical_halves(
         powers.clone(),
     );
     let hi = gate.inner_product(ctx, bits[128..].iter().map(|b| Existing(*b)), powers);
+    assert_below(ctx, range, lo, hi, modulus);
+    (lo, hi)
+}
+
+/// Constrains the integer `hi·2^128 + lo` to be `< modulus`, given `(lo, hi)` as cells.
+/// Preconditions: `lo < 2^128` and `hi < 2^128` (e.g. both made of constrained bits).
+fn assert_below(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    lo: AssignedValue<Fr>,
+    hi: AssignedValue<Fr>,
+    modulus: (u128, u128),
+) {
+    let gate = range.gate();
     let (m_lo, m_hi) = modulus;
     let m_lo = Constant(collar_protocol::field::fr_from_u128(m_lo));
     let m_hi = Constant(collar_protocol::field::fr_from_u128(m_hi));
@@ -179,7 +203,6 @@ fn canonical_halves(
     let lo_lt = range.is_less_than(ctx, lo, m_lo, 128);
     let below = gate.mul_add(ctx, hi_eq, lo_lt, hi_lt);
     gate.assert_is_const(ctx, &below, &Fr::ONE);
-    (lo, hi)
 }
 
 fn bits_of_be_bytes(be: &[u8; 32]) -> Vec<bool> {
@@ -381,7 +404,80 @@ impl SchnorrChip<'_> {
         let pk = self.public_key(ctx, x, y);
         let on = *active.value() == Fr::ONE;
         let witness = sig.filter(|_| on).copied().unwrap_or(idle_lane().sig);
-        let sig = self.load_signature(ctx, &witness);
-        self.verify(ctx, poseidon, &pk, m, &sig);
+        self.verify_witness(ctx, poseidon, &pk, m, &witness);
+    }
+
+    /// Constrains `sig` to be a valid signature by `pk` on `m`, through the circuit's own path:
+    /// in a [`Hashing::Pow5Msm`](crate::poseidon::Hashing::Pow5Msm) circuit, on the dedicated
+    /// multiplication chip ([`crate::msm`]); otherwise on halo2-base's gate
+    /// ([`SchnorrChip::load_signature`] then [`SchnorrChip::verify`]). Both check the same four
+    /// conditions (module docs).
+    /// Precondition: `pk` is on the curve ([`SchnorrChip::public_key`]).
+    pub fn verify_witness(
+        &self,
+        ctx: &mut Context<Fr>,
+        poseidon: &PoseidonChip,
+        pk: &AssignedPoint,
+        m: AssignedValue<Fr>,
+        sig: &SignatureWitness,
+    ) {
+        match poseidon.msm_recorder() {
+            Some(hasher) => self.verify_on_chip(ctx, hasher, poseidon, pk, m, sig),
+            None => {
+                let sig = self.load_signature(ctx, sig);
+                self.verify(ctx, poseidon, pk, m, &sig);
+            }
+        }
+    }
+
+    /// The multiplication-chip path of [`SchnorrChip::verify_witness`]:
+    ///
+    /// 1. `R` is loaded on the curve; `e = H(R, PK, m)` is hashed;
+    /// 2. the table entry `A − PK` is computed exactly (`ecc`) and, with `e`, tied to the chip,
+    ///    which adds `G` to it itself and returns `(3·2^254 − 1)·A + s·G − e·PK` for the 254-bit
+    ///    integers of its bit columns, and the high halves and integers of `e` and `s`;
+    /// 3. `e`'s bits are its canonical integer (`< p`), `s`'s integer is `< q`;
+    /// 4. the output equals `R + (3·2^254 − 1)·A`, i.e. `s·G = R + e·PK`.
+    fn verify_on_chip(
+        &self,
+        ctx: &mut Context<Fr>,
+        hasher: &Pow5Hasher,
+        poseidon: &PoseidonChip,
+        pk: &AssignedPoint,
+        m: AssignedValue<Fr>,
+        sig: &SignatureWitness,
+    ) {
+        let ecc = self.ecc();
+        let gate = self.range.gate();
+        let r = ecc.load_point(ctx, sig.r[0], sig.r[1]);
+        let e = poseidon.hash(ctx, gate, &[r.x, r.y, pk.x, pk.y, m]);
+        measure(Component::Signatures, ctx, |ctx| {
+            let a = ecc.load_constant(ctx, &offset_point());
+            let minus_pk = AssignedPoint {
+                x: pk.x,
+                y: gate.neg(ctx, pk.y),
+            };
+            let t10 = ecc.add(ctx, &a, &minus_pk);
+            // A key off the curve (only in a witness that fails `public_key`) gets the
+            // identity, for which the recorder lays out a stand-in.
+            let pk_value = Option::from(G1Affine::from_xy(*pk.x.value(), *pk.y.value()))
+                .unwrap_or_else(G1Affine::identity);
+            let mut s_le = sig.s;
+            s_le.reverse();
+            crate::stats::charge_external(msm::CELLS as u64);
+            let out = hasher.msm(ctx, [t10.x, t10.y], &pk_value, e, &s_le);
+            let two128 = Constant(-gate.pow_of_two()[128]);
+            let e_lo = gate.mul_add(ctx, out.e_high, two128, e);
+            assert_below(ctx, self.range, e_lo, out.e_high, fr_modulus());
+            let s_lo = gate.mul_add(ctx, out.s_high, two128, out.s);
+            assert_below(ctx, self.range, s_lo, out.s_high, grumpkin_order());
+            let ka = ecc.load_constant(ctx, &msm::result_offset());
+            let rhs = ecc.add(ctx, &r, &ka);
+            let result = AssignedPoint {
+                x: out.result[0],
+                y: out.result[1],
+            };
+            ecc.assert_equal(ctx, &result, &rhs);
+        })
     }
 }

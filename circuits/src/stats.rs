@@ -183,7 +183,7 @@ struct Meter {
     components: [Cells; Component::ALL.len()],
     tx_types: Vec<TxTypeCells>,
     hash_spans: Vec<std::ops::Range<usize>>,
-    /// Advice cells charged outside the context (the Pow5 chip's region).
+    /// Advice cells charged outside the context (the Pow5 and msm chips' region).
     external: u64,
 }
 
@@ -202,7 +202,7 @@ impl Meter {
     }
 }
 
-/// Charges `cells` advice cells laid out outside the context (the Pow5 chip's rows) to the
+/// Charges `cells` advice cells laid out outside the context (the chips' rows) to the
 /// current scope of this thread's meter, if one is active. Adds no constraint.
 pub(crate) fn charge_external(cells: u64) {
     METER.with(|m| {
@@ -751,7 +751,7 @@ pub fn build(shape: &StatsShape) -> Result<Built, StatsError> {
                 return Err(StatsError::BadK {
                     k,
                     reason: format!(
-                        "{} advice columns ({chip_columns} of them the Pow5 chip's, {chip_rows} \
+                        "{} advice columns ({chip_columns} of them the chips', {chip_rows} \
                          rows) exceed the budget of {} or the rows",
                         columns(&c),
                         shape.max_advice
@@ -960,11 +960,11 @@ pub struct CircuitStats {
     pub lookup_bits: usize,
     /// Which Poseidon implementation hashes.
     pub hashing: Hashing,
-    /// Advice columns in all: the flex gate's plus the Pow5 chip's.
+    /// Advice columns in all: the flex gate's plus the chips' (Pow5 and msm share theirs).
     pub advice_columns: usize,
-    /// Advice columns of the Pow5 chip (0 with halo2-base hashing).
+    /// Advice columns of the Pow5 and msm chips (0 with halo2-base hashing).
     pub chip_advice_columns: usize,
-    /// Rows of the Pow5 chip region.
+    /// Rows of the chip region (Pow5 hashes, then msm multiplications).
     pub chip_rows: usize,
     /// Fixed columns (constants), not counting the lookup table's.
     pub fixed_columns: usize,
@@ -1145,7 +1145,7 @@ impl fmt::Display for CircuitStats {
             ("lookup bits", self.lookup_bits.to_string()),
             ("advice columns", self.advice_columns.to_string()),
             (
-                "of them Pow5 chip (rows)",
+                "of them Pow5 + msm chips (rows)",
                 format!("{} ({})", self.chip_advice_columns, self.chip_rows),
             ),
             (

@@ -164,7 +164,7 @@ impl MockRun {
         circuit.calculate_params(Some(9));
         if let Some(m) = chip {
             assert!(
-                self.hashing == Hashing::Pow5 && m.row < circuit.chip_rows(),
+                self.hashing.pow5() && m.row < circuit.chip_rows(),
                 "chip mutation outside the chip region"
             );
             circuit.mutate_chip_cell(m);

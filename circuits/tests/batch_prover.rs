@@ -23,20 +23,42 @@ const PINNED_DEGREE: usize = 4;
 /// params, 2 slots, dev SRS seed 42).
 const PINNED_VK: &str = "0x1be8d6c6857c47a9ac59777256fc707874247950aa60413308324094eb9c7f0a";
 /// Layout of the same shape hashing with the Pow5 chip: k, flex-gate advice columns, fixed
-/// columns, lookup advice columns, Pow5 permutations.
-const PINNED_POW5_LAYOUT: (usize, &[usize], usize, &[usize], usize) =
-    (17, &[3], 1, &[1, 0, 0], 626);
+/// columns, lookup advice columns, Pow5 permutations, multiplications (none: Schnorr on the
+/// basic gate).
+const PINNED_POW5_LAYOUT: Layout = (17, &[3], 1, &[1, 0, 0], 626, 0);
 /// Its constraint degree: the chip's gates have degree 4, and with more than one flex-gate
 /// advice column halo2-base range-checks through dedicated lookup columns (`lookup wo
 /// selector`), of degree 4 too (a single column would use its selector lookup, of degree 5).
 const PINNED_POW5_DEGREE: usize = 4;
 /// `transcript_repr` of its verifying key.
 const PINNED_POW5_VK: &str = "0x2485b59a4d1fce6cd3d197ea6c1fef1c5b9574690783c5c3b0266c9c55d217cb";
+/// Layout of the same shape with the Pow5 chip and Schnorr's multiplications on the `msm` chip
+/// (`Hashing::Pow5Msm`): 12 multiplications (two lanes a slot, eight in the tick lane), and so
+/// few cells left in halo2-base's columns that one column holds them.
+const PINNED_POW5_MSM_LAYOUT: Layout = (17, &[1], 1, &[1, 0, 0], 626, 12);
+/// Its constraint degree: the chips' gates have degree 4, but with its single flex-gate advice
+/// column halo2-base range-checks through its selector lookup, of degree 5. Degree 5 keeps the
+/// extended domain at `4·2^k`, as 4 does.
+const PINNED_POW5_MSM_DEGREE: usize = 5;
+/// `transcript_repr` of its verifying key.
+const PINNED_POW5_MSM_VK: &str =
+    "0x1f0d91d78e0610aa380fa658f37cac0aa191a90f9023924f97bf387b98aeaac7";
+
+/// k, flex-gate advice columns, fixed columns, lookup advice columns, Pow5 permutations,
+/// multiplications.
+type Layout = (
+    usize,
+    &'static [usize],
+    usize,
+    &'static [usize],
+    usize,
+    usize,
+);
 
 /// The pinned shape of a circuit: (k, flex-gate advice columns, fixed columns, lookup advice
-/// columns, Pow5 permutations), its constraint degree and its verifying key.
+/// columns, Pow5 permutations, multiplications), its constraint degree and its verifying key.
 type Pin<'a> = (
-    (usize, &'a [usize], usize, &'a [usize], usize),
+    (usize, &'a [usize], usize, &'a [usize], usize, usize),
     usize,
     String,
 );
@@ -49,6 +71,7 @@ fn pin<'a>(config: &'a HashingCircuitParams, vk: &VerifyingKey<G1Affine>) -> Pin
             config.base.num_fixed,
             config.base.num_lookup_advice_per_phase.as_slice(),
             config.capacity,
+            config.msms,
         ),
         vk.cs().degree(),
         format!("{:?}", vk.transcript_repr()),
@@ -79,7 +102,7 @@ fn halo2_base_hashing_layout_and_key_are_pinned() {
     assert_eq!(
         pin(&config, &vk),
         (
-            (17, &[14][..], 1, &[1, 0, 0][..], 0),
+            (17, &[14][..], 1, &[1, 0, 0][..], 0, 0),
             PINNED_DEGREE,
             PINNED_VK.to_string()
         ),
@@ -89,11 +112,32 @@ fn halo2_base_hashing_layout_and_key_are_pinned() {
 
 #[test]
 fn real_proof_verifies_and_tampering_is_rejected() {
+    real_proof(
+        Hashing::Pow5,
+        (PINNED_POW5_LAYOUT, PINNED_POW5_DEGREE, PINNED_POW5_VK),
+    );
+}
+
+#[test]
+fn real_proof_on_the_msm_chip_verifies_and_tampering_is_rejected() {
+    real_proof(
+        Hashing::Pow5Msm,
+        (
+            PINNED_POW5_MSM_LAYOUT,
+            PINNED_POW5_MSM_DEGREE,
+            PINNED_POW5_MSM_VK,
+        ),
+    );
+}
+
+/// Keygen (checked against `pinned`), a real proof of the deposit batch that verifies, and a
+/// flipped proof byte and each tampered public input rejected.
+fn real_proof(hashing: Hashing, pinned: (Layout, usize, &str)) {
     let (w, expected) = deposit_batch();
 
     // Development SRS: insecure, for tests only.
     let srs = ParamsKZG::<Bn256>::setup(K, rand_chacha::ChaCha20Rng::seed_from_u64(42));
-    let mut keygen = keygen_circuit(&w, K, LOOKUP_BITS, Hashing::Pow5);
+    let mut keygen = keygen_circuit(&w, K, LOOKUP_BITS, hashing);
     let config = keygen.calculate_params(Some(9));
     let vk = keygen_vk(&srs, &keygen).unwrap();
     // Pinning (docs/CIRCUIT.md): an accidental change to the circuit shape changes the layout,
@@ -101,12 +145,8 @@ fn real_proof_verifies_and_tampering_is_rejected() {
     // for an intended change, and say why in the commit.
     assert_eq!(
         pin(&config, &vk),
-        (
-            PINNED_POW5_LAYOUT,
-            PINNED_POW5_DEGREE,
-            PINNED_POW5_VK.to_string()
-        ),
-        "circuit layout, constraint degree or verifying key changed"
+        (pinned.0, pinned.1, pinned.2.to_string()),
+        "{hashing}: circuit layout, constraint degree or verifying key changed"
     );
     let pk = keygen_pk(&srs, vk, &keygen).unwrap();
     let breaks = keygen.builder.break_points();

@@ -2,9 +2,11 @@
 //! buy and sell order, withdrawal, liquidation order and oracle report, with account keys from
 //! the leaves under the old root and oracle keys from the registry. A signed field changed without its signer's signature, a signature by another account,
 //! a missing signature and a replayed withdrawal are each rejected, for oracle reports too; the honest batch (the same
-//! witness, signed) is accepted, so only the signature or the nonce can be what rejects.
+//! witness, signed) is accepted, so only the signature or the nonce can be what rejects. Every
+//! case runs on both signature paths (basic gate and msm chip), which must agree.
 
 use collar_circuits::batch::{build_batch, BatchCircuitError, BatchWitness};
+use collar_circuits::poseidon::Hashing;
 use collar_circuits::schnorr::SignatureWitness;
 use collar_circuits::testing::{Failure, MockOutcome, MockRun};
 use collar_protocol::batch;
@@ -36,7 +38,20 @@ fn run(before: &State, stxs: &[SignedTx], edit: impl FnOnce(&mut BatchWitness)) 
     let mut w = BatchWitness::new(before, &exec, CAPACITY).unwrap();
     w.check_signed().unwrap();
     edit(&mut w);
-    MockRun::new(K, 16).run(|ctx, range| ((), build_batch(ctx, range, &w)), None, None)
+    // The same witness on both signature paths: the basic gate (`Pow5`) and the msm chip
+    // (`Pow5Msm`) must accept and reject alike.
+    let [basic, chip] = [Hashing::Pow5, Hashing::Pow5Msm].map(|hashing| {
+        MockRun::new(K, 16).with_hashing(hashing).run(
+            |ctx, range| ((), build_batch(ctx, range, &w)),
+            None,
+            None,
+        )
+    });
+    assert_eq!(
+        basic.failures, chip.failures,
+        "the two signature paths disagree"
+    );
+    chip
 }
 
 fn trade(h: &mut Harness) -> SignedTx {

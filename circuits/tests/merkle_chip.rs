@@ -396,7 +396,8 @@ fn mutation_sweep_of_an_update() {
 fn mutation_sweep_of_a_two_level_update() {
     // Depth 2 at index 2 (bits 0, 1): both select directions, and a node hash feeding the next
     // level's selects.
-    for hashing in Hashing::ALL {
+    // Pow5Msm hashes as Pow5 does (its msm chip only verifies signatures).
+    for hashing in [Hashing::HaloBase, Hashing::Pow5] {
         let (swept, chip) = sweep_update(2, 2, hashing);
         assert!(swept + chip > 500, "{swept} {chip}");
     }

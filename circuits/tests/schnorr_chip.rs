@@ -1,9 +1,13 @@
 //! The Schnorr chip (PROTOCOL.md §6.3) against the native `collar_protocol::signature`:
 //! signatures by the native signer verify in circuit, the circuit and `verify` agree on random
 //! valid and tampered tuples, each structural check fails alone, and sampled single-cell
-//! mutations of a verification are all rejected.
+//! mutations of a verification are all rejected. The multiplication-chip path (`msm`, what the
+//! batch circuit runs with `Hashing::Pow5Msm`) agrees with native and with the basic-gate path, refuses a
+//! non-canonical `s`, and its cells are measured.
 
-use collar_circuits::poseidon::PoseidonChip;
+use collar_circuits::msm;
+use collar_circuits::poseidon::{Hashing, PoseidonChip};
+use collar_circuits::pow5::ChipMutation;
 use collar_circuits::schnorr::{offset_point, SchnorrChip, SignatureWitness, SCALAR_BITS};
 use collar_circuits::stats::{metered, Component};
 use collar_circuits::testing::{Failure, MockOutcome, MockRun, Mutation, FLEX_GATE};
@@ -110,6 +114,13 @@ fn circuit_and_native_agree_on_random_tuples() {
         let native = signature::verify(&pk, msg, &sig).is_ok();
         let circuit = run(&pk, msg, &sig).is_satisfied();
         assert_eq!(native, circuit, "round {round}");
+        // The same through `verify_witness` on every path (the msm chip with Pow5Msm): a wrong
+        // signature satisfies every gate, and only the final equality fails.
+        for hashing in Hashing::ALL {
+            let out = run_on(hashing, &pk, msg, &sig);
+            assert_eq!(native, out.is_satisfied(), "round {round}, {hashing}");
+            assert!(native || permutation_only(&out), "{:?}", out.failures);
+        }
         if native {
             accepted += 1;
         } else {
@@ -288,4 +299,130 @@ fn cells_per_signature() {
     );
     // The offset point is a point of the curve, not the identity.
     assert!(!bool::from(offset_point().is_identity()));
+}
+
+// The multiplication-chip path (`SchnorrChip::verify_witness` in a `Hashing::Pow5Msm` circuit:
+// what that circuit's signature lanes run) against the native verifier and the basic-gate path.
+
+/// One verification through [`SchnorrChip::verify_witness`]: on the `msm` chip with
+/// `Hashing::Pow5Msm`, on halo2-base's gate otherwise.
+fn build_witness(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    pk: &PublicKey,
+    m: Fr,
+    sig: &Signature,
+) {
+    let poseidon = PoseidonChip::new(ctx, range.gate());
+    let chip = SchnorrChip::new(range);
+    let x = ctx.load_witness(pk.x);
+    let y = ctx.load_witness(pk.y);
+    let pk = chip.public_key(ctx, x, y);
+    let m = ctx.load_witness(m);
+    chip.verify_witness(ctx, &poseidon, &pk, m, &SignatureWitness::from(sig));
+}
+
+fn run_on(hashing: Hashing, pk: &PublicKey, m: Fr, sig: &Signature) -> MockOutcome<()> {
+    MockRun::new(K, LOOKUP_BITS)
+        .with_hashing(hashing)
+        .check(|ctx, range| build_witness(ctx, range, pk, m, sig))
+}
+
+#[test]
+fn the_chip_path_refuses_non_canonical_s() {
+    let mut rng = ChaCha8Rng::seed_from_u64(43);
+    let kp = keypair(&mut rng);
+    // s + q < 2^254 (the chip's width) holds for about a quarter of signatures: then s + q
+    // names the same point as s, so only the order check can refuse it.
+    let limit = {
+        let mut l = [0u8; 32];
+        l[0] = 0x40;
+        l
+    };
+    let (m, sig, s_q) = (0..)
+        .find_map(|_| {
+            let m = message(&mut rng);
+            let sig = kp.sign(m);
+            s_plus_order(&sig.s)
+                .filter(|s_q| *s_q < limit)
+                .map(|s_q| (m, sig, s_q))
+        })
+        .unwrap();
+    assert!(run_on(Hashing::Pow5Msm, &kp.pk(), m, &sig).is_satisfied());
+    let order = hex_be(Scalar::MODULUS);
+    for s in [s_q, order, [0xff; 32]] {
+        let bad = Signature { s, ..sig };
+        assert_eq!(
+            bad.s_scalar(),
+            Err(signature::SignatureError::NonCanonicalS)
+        );
+        let out = run_on(Hashing::Pow5Msm, &kp.pk(), m, &bad);
+        assert!(permutation_only(&out), "{:?}", out.failures);
+    }
+}
+
+#[test]
+fn cells_per_signature_on_the_chip() {
+    let (kp, m, sig) = signed(&mut ChaCha8Rng::seed_from_u64(37));
+    let run = MockRun::new(K, LOOKUP_BITS).with_hashing(Hashing::Pow5Msm);
+    let out = run.check(|ctx, range| {
+        let ((), breakdown) = metered(range, ctx, |ctx| {
+            build_witness(ctx, range, &kp.pk(), m, &sig)
+        })
+        .expect("no meter");
+        breakdown
+    });
+    assert!(out.is_satisfied());
+    let b = &out.output;
+    let sig_cells = b
+        .components
+        .iter()
+        .find(|(k, _)| *k == Component::Signatures)
+        .map(|(_, cells)| cells.advice)
+        .unwrap();
+    let chip = msm::CELLS as u64;
+    eprintln!(
+        "one signature on the msm chip: {} advice cells in all, {sig_cells} for the signature \
+         ({chip} of them the chip's rows), {} lookup cells",
+        b.total.advice, b.total.lookup
+    );
+    // Shape, not speed: the chip's rows plus a few hundred context cells (table, canonical
+    // halves, final addition); the basic-gate path takes over 20 K.
+    assert!((chip..chip + 1_000).contains(&sig_cells), "{sig_cells}");
+}
+
+#[test]
+fn every_cell_the_chip_shares_with_the_verification_is_tied_by_a_copy_constraint() {
+    let (kp, m, sig) = signed(&mut ChaCha8Rng::seed_from_u64(47));
+    let run = MockRun::new(K, LOOKUP_BITS).with_hashing(Hashing::Pow5Msm);
+    let build = |ctx: &mut Context<Fr>, range: &RangeChip<Fr>| {
+        build_witness(ctx, range, &kp.pk(), m, &sig);
+        ((), Vec::new())
+    };
+    let honest = run.run_mutating(build, None, None, None);
+    assert!(honest.is_satisfied(), "{:?}", honest.failures);
+    // The multiplication's rows follow the hash rows (the outcome's chip region).
+    let first = honest.chip_region.len();
+    let linked = msm::cells::TABLE
+        .iter()
+        .chain(&msm::cells::RESULT)
+        .chain(&msm::cells::E)
+        .chain(&msm::cells::S);
+    for &(row, column) in linked {
+        let out = run.run_mutating(
+            build,
+            None,
+            Some(ChipMutation {
+                row: first + row,
+                column,
+                value: Fr::from(0x5eed_u64),
+            }),
+            None,
+        );
+        assert!(
+            out.failures.contains(&Failure::Permutation),
+            "chip cell ({row}, {column}): {:?}",
+            out.failures
+        );
+    }
 }

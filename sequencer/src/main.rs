@@ -30,8 +30,9 @@ enum Command {
     /// Report the batch circuit's size (k, columns, rows, cells per component and per
     /// transaction type) and, with --prove, keygen/prove/verify times and peak memory.
     Stats(cli::stats::Args),
-    /// Proving cost per trade for several batch capacities, halo2-base's Poseidon beside the
-    /// Pow5 chip: a Markdown table, JSON and an SVG plot written to a folder.
+    /// Proving cost per trade for several batch capacities, the generic halo2-base path beside
+    /// the dedicated chips (Pow5, msm): a Markdown table, JSON and an SVG plot written to a
+    /// folder.
     Bench(cli::bench::Args),
     /// Verify a proof artifact against a verifying-key file (exit status 0 when valid).
     Verify(cli::verify::Args),

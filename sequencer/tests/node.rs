@@ -748,13 +748,23 @@ async fn client_rate_limit_without_peer_address() {
     node.stop();
 }
 
-/// Waits until the node has durably credited `n` deposits of its L1 queue; returns
-/// `GET /v1/l1`.
+/// Waits until the node has durably credited `n` deposits of its L1 queue and its live state
+/// shows them consumed; returns `GET /v1/l1`. The committed reply that credits a deposit can
+/// reach the feed before the live state snapshot that consumes it is published, so `credited`
+/// alone may run one ahead of `consumed` for a moment.
 async fn await_credited(c: &Client, n: u64) -> Value {
     c.await_l1_credited(n, Duration::from_secs(5))
         .await
         .unwrap()
-        .unwrap_or_else(|| panic!("deposits not credited: {}", n))
+        .unwrap_or_else(|| panic!("deposits not credited: {}", n));
+    let started = std::time::Instant::now();
+    loop {
+        let s = c.get("/v1/l1").await.unwrap().body;
+        if s["consumed"].as_u64() >= Some(n) || started.elapsed() >= Duration::from_secs(5) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// With a devnet L1, deposits are the settlement contract's: sent to `deposit()`, read back

@@ -1,6 +1,6 @@
 //! The verifying-key file: everything a verifier needs besides the proof.
 //!
-//! # Binary layout (version 2)
+//! # Binary layout (version 3)
 //!
 //! All integers little-endian; curve points in halo2's `SerdeFormat::RawBytes` (uncompressed,
 //! checked on read to lie on the curve).
@@ -17,8 +17,9 @@
 //! | 4 + 4·m        | lookup advice columns per phase (`m` ≤ 3)                           |
 //! | 1 (+ 4)        | lookup bits: `0` none, or `1` and the value                        |
 //! | 4              | instance columns                                                   |
-//! | 1              | hashing: `0` halo2-base, `1` the Pow5 chip (8 more advice columns)  |
+//! | 1              | hashing: `0` halo2-base, `1` the Pow5 chip (8 more advice columns), `2` the Pow5 and msm chips (the same 8) |
 //! | 4              | Pow5 permutations the chip region holds (`0` with halo2-base)      |
+//! | 4              | Schnorr multiplications it holds after them (`0` with halo2-base)  |
 //! | 64             | KZG `g[0]` (G1)                                                    |
 //! | 128            | KZG `g2` (G2)                                                      |
 //! | 128            | KZG `s·g2` (G2)                                                    |
@@ -26,7 +27,8 @@
 //!
 //! The circuit configuration is what `VerifyingKey::read::<HashingCircuit>` needs to rebuild the
 //! constraint system; the three points are all of the SRS a KZG verifier uses. Version 2 added
-//! the hashing and the capacity (version 1 keys were halo2-base circuits; rebuild them).
+//! the hashing and the capacity (version 1 keys were halo2-base circuits), version 3 the
+//! multiplications; rebuild older keys.
 
 use std::fmt;
 use std::path::Path;
@@ -46,7 +48,7 @@ use crate::{FormatError, SrsId, SrsKind, VerifyError};
 /// First bytes of a verifying-key file.
 pub const VK_MAGIC: &[u8; 8] = b"COLLARVK";
 /// The verifying-key format version this crate reads and writes.
-pub const VK_VERSION: u16 = 2;
+pub const VK_VERSION: u16 = 3;
 /// Largest `k` accepted (BN254's two-adicity allows 28).
 pub const MAX_K: u32 = 28;
 /// Largest halo2 verifying key accepted.
@@ -54,6 +56,8 @@ pub const MAX_VK_LEN: usize = 64 << 20;
 const MAX_COLUMNS: u32 = 1024;
 /// Largest Pow5 capacity accepted (27 rows a permutation in at most `2^MAX_K` rows).
 const MAX_CAPACITY: u32 = 1 << 24;
+/// Largest multiplication capacity accepted (511 rows each in at most `2^MAX_K` rows).
+const MAX_MSMS: u32 = 1 << 19;
 
 /// A verifying key with the circuit configuration that rebuilds it and the KZG verifier points.
 #[derive(Clone)]
@@ -226,16 +230,25 @@ fn write_config(w: &mut Writer, hc: &HashingCircuitParams) -> Result<(), FormatE
     w.u32(c.num_instance_columns as u32);
     w.u8(hc.hashing.code());
     w.u32(hc.capacity as u32);
+    w.u32(hc.msms as u32);
     Ok(())
 }
 
-/// The hashing and capacity agree (no chip region without the chip) and stay in bounds.
+/// The hashing and capacities agree (no chip region without the chip) and stay in bounds.
 fn check_hashing(c: &HashingCircuitParams) -> Result<(), FormatError> {
     let bad = |m: String| Err(FormatError::InvalidConfig(m));
     match c.hashing {
         Hashing::HaloBase if c.capacity != 0 => bad(format!(
             "halo2-base hashing with a Pow5 capacity of {}",
             c.capacity
+        )),
+        h if !h.msm() && c.msms != 0 => bad(format!(
+            "{h} hashing with a multiplication capacity of {}",
+            c.msms
+        )),
+        _ if c.msms > MAX_MSMS as usize => bad(format!(
+            "multiplication capacity {} above {MAX_MSMS}",
+            c.msms
         )),
         _ if c.capacity > MAX_CAPACITY as usize => {
             bad(format!("Pow5 capacity {} above {MAX_CAPACITY}", c.capacity))
@@ -287,6 +300,7 @@ fn read_config(r: &mut Reader<'_>) -> Result<HashingCircuitParams, FormatError> 
         base: c,
         hashing,
         capacity: r.u32("pow5 capacity")? as usize,
+        msms: r.u32("msm capacity")? as usize,
     };
     check_hashing(&c)?;
     Ok(c)
@@ -376,5 +390,63 @@ fn read_vk(
         Err(_) => Err(FormatError::InvalidVk(
             "halo2 could not rebuild the key from this configuration".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(hashing: Hashing, capacity: usize, msms: usize) -> HashingCircuitParams {
+        HashingCircuitParams {
+            base: BaseCircuitParams {
+                k: 17,
+                num_advice_per_phase: vec![3],
+                num_fixed: 1,
+                num_lookup_advice_per_phase: vec![1, 0, 0],
+                lookup_bits: Some(16),
+                num_instance_columns: 1,
+            },
+            hashing,
+            capacity,
+            msms,
+        }
+    }
+
+    fn round_trip(c: &HashingCircuitParams) -> Result<HashingCircuitParams, FormatError> {
+        let mut w = Writer::default();
+        write_config(&mut w, c)?;
+        read_config(&mut Reader::new(&w.buf))
+    }
+
+    #[test]
+    fn every_hashing_and_both_capacities_round_trip() {
+        for c in [
+            config(Hashing::HaloBase, 0, 0),
+            config(Hashing::Pow5, 626, 0),
+            config(Hashing::Pow5Msm, 626, 12),
+        ] {
+            let back = round_trip(&c).expect("a valid configuration");
+            assert_eq!(
+                (back.hashing, back.capacity, back.msms),
+                (c.hashing, c.capacity, c.msms)
+            );
+        }
+    }
+
+    #[test]
+    fn a_multiplication_capacity_without_the_msm_chip_is_refused() {
+        for c in [
+            config(Hashing::HaloBase, 0, 1),
+            config(Hashing::Pow5, 626, 12),
+            config(Hashing::Pow5Msm, 626, MAX_MSMS as usize + 1),
+        ] {
+            assert!(
+                matches!(round_trip(&c), Err(FormatError::InvalidConfig(_))),
+                "{} with {} multiplications",
+                c.hashing,
+                c.msms
+            );
+        }
     }
 }

@@ -63,5 +63,6 @@ pub use chip::{
     GATE_PARTIAL_ROUNDS, PARTIAL_ROUNDS_PER_ROW, PARTIAL_ROWS, ROWS_PER_PERMUTATION,
 };
 pub use circuit::{
-    ChipMutation, HashCall, HashLayout, HashingCircuit, HashingCircuitParams, Pow5Hasher,
+    ChipMutation, HashCall, HashLayout, HashingCircuit, HashingCircuitParams, MsmCall, MsmCells,
+    Pow5Hasher,
 };

@@ -1,5 +1,6 @@
-//! `collar bench`: proving cost per trade, halo2-base's Poseidon beside the Pow5 chip, for
-//! several batch capacities, measured in one run. Writes a Markdown report, the raw JSON and an
+//! `collar bench`: proving cost per trade, the generic halo2-base path (its Poseidon, Schnorr
+//! on its basic gate) beside the dedicated chips (`pow5`: Pow5 Poseidon; `pow5-msm`: also the
+//! `msm` Schnorr chip), for several batch capacities, measured in one run. Writes a Markdown report, the raw JSON and an
 //! SVG plot to a folder.
 //!
 //! Each (capacity, flow, hashing) point runs in its own `collar stats --json-out` child process,
@@ -32,7 +33,7 @@ pub struct Args {
     /// Cells and layout only: skip keygen, proving and verification (fast).
     #[arg(long)]
     pub no_prove: bool,
-    /// Only this hashing (default: both, baseline first).
+    /// Only this hashing (default: all three, baseline first).
     #[arg(long)]
     pub hashing: Option<Hashing>,
     /// Flows to measure, comma-separated: `spread` (trades over many accounts) and
@@ -294,7 +295,14 @@ pub fn markdown(r: &Report) -> String {
                 .iter()
                 .find(|p| p.capacity == cap && p.flow == flow && p.hashing == h)
         };
-        if let (Some(old), Some(new)) = (get(Hashing::HaloBase), get(Hashing::Pow5)) {
+        let Some(old) = get(Hashing::HaloBase) else {
+            continue;
+        };
+        for (h, what) in [
+            (Hashing::Pow5, "the Pow5 chip"),
+            (Hashing::Pow5Msm, "the Pow5 and msm chips"),
+        ] {
+            let Some(new) = get(h) else { continue };
             let _ = write!(
                 s,
                 "- capacity {cap}, {flow}: {:.1}× fewer advice cells per trade",
@@ -303,7 +311,7 @@ pub fn markdown(r: &Report) -> String {
             if let (Some(a), Some(b)) = (old.trades_per_second, new.trades_per_second) {
                 let _ = write!(s, ", {:.1}× the trades proven per second", b / a);
             }
-            let _ = writeln!(s, " with the Pow5 chip.");
+            let _ = writeln!(s, " with {what}.");
         }
     }
     s
@@ -331,8 +339,8 @@ fn series(r: &Report) -> Vec<(Flow, Hashing)> {
 type Panel = (&'static str, fn(&Point) -> Option<f64>);
 
 /// A grouped bar chart: advice cells per trade (left) and, when proving ran, trades proven per
-/// second (right), per capacity, one bar per (flow, hashing), baseline beside Pow5. Plain SVG,
-/// no dependencies.
+/// second (right), per capacity, one bar per (flow, hashing), baseline beside the chips. Plain
+/// SVG, no dependencies.
 pub fn svg(r: &Report) -> String {
     let mut caps: Vec<usize> = r.points.iter().map(|p| p.capacity).collect();
     caps.dedup();
@@ -354,6 +362,8 @@ pub fn svg(r: &Report) -> String {
         (Flow::Spread, Hashing::Pow5) => "#4f81bd",
         (Flow::MarketMaker, Hashing::HaloBase) => "#e6a19f",
         (Flow::MarketMaker, Hashing::Pow5) => "#a7c0de",
+        (Flow::Spread, Hashing::Pow5Msm) => "#4e9a4b",
+        (Flow::MarketMaker, Hashing::Pow5Msm) => "#a3d39f",
     };
     for (i, (title, value)) in panels.iter().enumerate() {
         let x0 = i as f64 * pw;

@@ -35,8 +35,8 @@ pub struct Args {
     /// times, the proof size and peak memory (slow at production depth).
     #[arg(long)]
     pub prove: bool,
-    /// Poseidon implementation: the dedicated `pow5` chip (production) or `halo2-base`'s
-    /// hasher (the baseline).
+    /// Circuit: the dedicated `pow5` Poseidon chip (production), `pow5-msm` (also Schnorr on
+    /// the dedicated `msm` chip) or `halo2-base`'s hasher and basic-gate Schnorr (the baseline).
     #[arg(long, default_value = "pow5")]
     pub hashing: Hashing,
     /// Print JSON instead of a table.
