@@ -135,6 +135,13 @@ fn public_inputs(case: &Case) -> Vec<Fr> {
     .concat()
 }
 
+/// The honest witness and public inputs of the random case of `seed`.
+fn honest(seed: u64) -> (MsmWitness, Vec<Fr>) {
+    let case = random_case(&mut ChaCha8Rng::seed_from_u64(seed));
+    let witness = msm_witness(&case.pk, &case.e, &case.s).expect("honest witness");
+    (witness, public_inputs(&case))
+}
+
 fn failures(circuit: &MsmCircuit, public: &[Fr]) -> BTreeSet<Failure> {
     let prover = MockProver::run(K, circuit, vec![public.to_vec()]).expect("mock prover runs");
     match prover.verify() {
@@ -224,10 +231,7 @@ fn row_b(j: usize) -> usize {
 
 #[test]
 fn each_gate_fails_when_its_cells_are_mutated() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let case = random_case(&mut rng);
-    let witness = msm_witness(&case.pk, &case.e, &case.s).expect("honest witness");
-    let public = public_inputs(&case);
+    let (witness, public) = honest(11);
     let value = |row: usize, col: usize| witness.advice[row][col];
     // A step whose e-bit is 0 (its variable table entries have coefficient 0 in the read).
     let zero_b = (1..SCALAR_BITS - 1)
@@ -363,10 +367,7 @@ fn gated_cells() -> Vec<(usize, usize)> {
 
 #[test]
 fn every_single_cell_mutation_is_rejected() {
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let case = random_case(&mut rng);
-    let witness = msm_witness(&case.pk, &case.e, &case.s).expect("honest witness");
-    let public = public_inputs(&case);
+    let (witness, public) = honest(5);
     let cells = gated_cells();
     assert_eq!(cells.len(), SCALAR_BITS * 15 + 12);
     let mut accepted = Vec::new();
@@ -391,10 +392,7 @@ fn every_single_cell_mutation_is_rejected() {
 
 #[test]
 fn real_proof_verifies_and_refuses_tampered_public_inputs() {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let case = random_case(&mut rng);
-    let witness = msm_witness(&case.pk, &case.e, &case.s).expect("honest witness");
-    let public = public_inputs(&case);
+    let (witness, public) = honest(3);
     let circuit = MsmCircuit {
         witness,
         mutations: vec![],

@@ -5,6 +5,7 @@
 //! batch circuit runs with `Hashing::Pow5Msm`) agrees with native and with the basic-gate path, refuses a
 //! non-canonical `s`, and its cells are measured.
 
+use collar_circuits::ecc::AssignedPoint;
 use collar_circuits::msm;
 use collar_circuits::poseidon::{Hashing, PoseidonChip};
 use collar_circuits::pow5::ChipMutation;
@@ -16,7 +17,7 @@ use halo2_base::gates::{RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::halo2curves::ff::PrimeField;
 use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
-use halo2_base::Context;
+use halo2_base::{AssignedValue, Context};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -39,14 +40,25 @@ fn signed(rng: &mut ChaCha8Rng) -> (Keypair, Fr, Signature) {
     (kp, m, sig)
 }
 
-/// One verification of `sig` on `m` under `pk`, all as witnesses; exposes `m`.
-fn build(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, pk: &PublicKey, m: Fr, sig: &Signature) {
+/// A verification's inputs as witnesses: the circuit's Poseidon chip, `pk` constrained on the
+/// curve, and `m`.
+fn load_inputs(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    pk: &PublicKey,
+    m: Fr,
+) -> (PoseidonChip, AssignedPoint, AssignedValue<Fr>) {
     let poseidon = PoseidonChip::new(ctx, range.gate());
-    let chip = SchnorrChip::new(range);
     let x = ctx.load_witness(pk.x);
     let y = ctx.load_witness(pk.y);
-    let pk = chip.public_key(ctx, x, y);
-    let m = ctx.load_witness(m);
+    let pk = SchnorrChip::new(range).public_key(ctx, x, y);
+    (poseidon, pk, ctx.load_witness(m))
+}
+
+/// One verification of `sig` on `m` under `pk` on halo2-base's gate, all as witnesses.
+fn build(ctx: &mut Context<Fr>, range: &RangeChip<Fr>, pk: &PublicKey, m: Fr, sig: &Signature) {
+    let (poseidon, pk, m) = load_inputs(ctx, range, pk, m);
+    let chip = SchnorrChip::new(range);
     let sig = chip.load_signature(ctx, &SignatureWitness::from(sig));
     chip.verify(ctx, &poseidon, &pk, m, &sig);
 }
@@ -313,13 +325,8 @@ fn build_witness(
     m: Fr,
     sig: &Signature,
 ) {
-    let poseidon = PoseidonChip::new(ctx, range.gate());
-    let chip = SchnorrChip::new(range);
-    let x = ctx.load_witness(pk.x);
-    let y = ctx.load_witness(pk.y);
-    let pk = chip.public_key(ctx, x, y);
-    let m = ctx.load_witness(m);
-    chip.verify_witness(ctx, &poseidon, &pk, m, &SignatureWitness::from(sig));
+    let (poseidon, pk, m) = load_inputs(ctx, range, pk, m);
+    SchnorrChip::new(range).verify_witness(ctx, &poseidon, &pk, m, &SignatureWitness::from(sig));
 }
 
 fn run_on(hashing: Hashing, pk: &PublicKey, m: Fr, sig: &Signature) -> MockOutcome<()> {
