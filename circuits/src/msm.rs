@@ -555,6 +555,27 @@ pub mod cells {
     ];
 }
 
+/// `(row, column)` of every cell of a multiplication that a gate reads, relative to its first
+/// row: every cell of steps 0 to 253 but row b's spare column; on the output step the
+/// accumulator, running sums, table and the table entry's slope and inverse (its bits, table
+/// point and second slope are never read: no step gate is enabled there); and the input row's
+/// `T[1, 0]`. The other cells are padding no constraint reads, for mutation sweeps to skip.
+pub fn gated_cells() -> Vec<(usize, usize)> {
+    let (row_a, row_b) = (|j: usize| 2 * j, |j: usize| 2 * j + 1);
+    let mut out = Vec::new();
+    for j in 0..SCALAR_BITS {
+        out.extend((0..ADVICE_COLUMNS).map(|c| (row_a(j), c)));
+        out.extend((0..ADVICE_COLUMNS - 1).map(|c| (row_b(j), c)));
+    }
+    let last = SCALAR_BITS;
+    out.extend([columns::X, columns::Y].map(|c| (row_a(last), c)));
+    out.extend([columns::Z_E, columns::Z_S].map(|c| (row_b(last), c)));
+    out.extend(columns::TABLE.map(|c| (row_b(last), c)));
+    out.extend([(row_a(last), columns::LAMBDA1), (row_b(last), columns::INV)]);
+    out.extend(columns::INPUT.map(|c| (ROWS - 1, c)));
+    out
+}
+
 impl MsmInstructions for MsmChip {
     fn witness(
         &self,

@@ -86,6 +86,10 @@ pub struct MockOutcome<R> {
     pub advice_cells: usize,
     /// The honest chip region: each row's values and gate (empty with halo2-base hashing).
     pub chip_region: Vec<([Fr; ADVICE_COLUMNS], RowKind)>,
+    /// The honest multiplication rows, which follow `chip_region`'s rows (empty unless the
+    /// hashing is [`Hashing::Pow5Msm`]): a [`ChipMutation`] of row `chip_region.len() + r`
+    /// overwrites row `r` of them.
+    pub msm_region: Vec<[Fr; ADVICE_COLUMNS]>,
 }
 
 impl<R> MockOutcome<R> {
@@ -170,6 +174,7 @@ impl MockRun {
             circuit.mutate_chip_cell(m);
         }
         let chip_region = circuit.chip_region();
+        let msm_region = circuit.msm_region();
         let instances = instances.unwrap_or(values);
         let prover = MockProver::run(self.k, &circuit, vec![instances]).expect("mock prover runs");
         let failures = match prover.verify() {
@@ -181,6 +186,7 @@ impl MockRun {
             failures,
             advice_cells,
             chip_region,
+            msm_region,
         }
     }
 

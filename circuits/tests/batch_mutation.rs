@@ -4,11 +4,14 @@
 //! fixed to the native ones. Every mutation must be rejected, unless it hits a free cell: the
 //! inverse witness of halo2-base's `is_zero` at a zero input, which does not change the
 //! statement proven (the accepted witness proves the same public inputs, so the reference
-//! model's batch is unchanged). The batch hashes with the Pow5 chip, and the campaign samples as
-//! many chip cells (cells a chip gate uses) as context cells. The test prints "M mutations, R
-//! rejected, F free, 0 unexplained".
+//! model's batch is unchanged). The campaign runs on the production circuit (`Pow5`) and on
+//! `Pow5Msm`, whose signatures go through the `msm` chip; it samples as many Pow5 chip cells
+//! (cells a chip gate uses) as context cells, and on `Pow5Msm` as many cells that an msm gate
+//! reads. Each test prints "M mutations, R rejected, F free, 0 unexplained".
 
 use collar_circuits::batch::{build_batch, BatchWitness};
+use collar_circuits::msm;
+use collar_circuits::poseidon::Hashing;
 use collar_circuits::pow5::ChipMutation;
 use collar_circuits::testing::{MockRun, Mutation};
 use collar_protocol::batch;
@@ -93,15 +96,26 @@ fn mutated(i: usize, v: Fr, rng: &mut impl Rng) -> Fr {
     }
 }
 
-#[test]
-fn sampled_mutations_are_rejected_or_free() {
+/// Mutations a campaign samples from each group of cells (context, Pow5 rows, msm rows).
+fn samples() -> usize {
+    std::env::var("COLLAR_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
+/// Runs the campaign on the batch circuit with `hashing`: `samples()` mutations of context
+/// cells, as many of the Pow5 rows' gated cells and, with [`Hashing::Pow5Msm`], as many of the
+/// multiplication rows' gated cells ([`msm::gated_cells`]); prints the tally and asserts that
+/// nothing unexplained was accepted.
+fn campaign(hashing: Hashing) {
     let (before, txs) = batch_under_test();
     let mut s = before.clone();
     let exec = batch::execute(&mut s, 7, &txs).unwrap();
     let mut w = BatchWitness::new(&before, &exec, 2).unwrap();
     w.resign_with(signer_key);
     let expected = exec.public_inputs.to_fields().to_vec();
-    let run = MockRun::new(K, 16);
+    let run = MockRun::new(K, 16).with_hashing(hashing);
     let base = run.run(
         |ctx, range| {
             let public = build_batch(ctx, range, &w);
@@ -112,22 +126,37 @@ fn sampled_mutations_are_rejected_or_free() {
         Some(expected.clone()),
     );
     assert!(base.is_satisfied(), "{:?}", base.failures);
-    let region = base.chip_region;
+    let (region, msm_region) = (base.chip_region, base.msm_region);
     let values = base.output;
-    let chip_cells: Vec<(usize, usize)> = region
+    // The value of chip row `row` (hash rows, then multiplication rows), column `column`.
+    let chip_value = |row: usize, column: usize| match region.get(row) {
+        Some((cells, _)) => cells[column],
+        None => msm_region[row - region.len()][column],
+    };
+    let hash_cells: Vec<(usize, usize)> = region
         .iter()
         .enumerate()
         .flat_map(|(row, (_, kind))| kind.used_columns().iter().map(move |c| (row, *c)))
         .collect();
     assert!(
-        !chip_cells.is_empty(),
+        !hash_cells.is_empty(),
         "the batch hashes with the Pow5 chip"
     );
+    let msm_cells: Vec<(usize, usize)> = (0..msm_region.len() / msm::ROWS)
+        .flat_map(|i| {
+            let first = region.len() + i * msm::ROWS;
+            msm::gated_cells()
+                .into_iter()
+                .map(move |(row, column)| (first + row, column))
+        })
+        .collect();
+    assert_eq!(
+        msm_cells.is_empty(),
+        !hashing.msm(),
+        "multiplication rows exactly on the msm circuit"
+    );
 
-    let samples: usize = std::env::var("COLLAR_MUTATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
+    let samples = samples();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0xc011a5);
     let plan: Vec<(usize, Fr)> = (0..samples)
         .map(|i| {
@@ -136,14 +165,22 @@ fn sampled_mutations_are_rejected_or_free() {
         })
         .filter(|(o, v)| values[*o] != *v)
         .collect();
-    let chip_plan: Vec<ChipMutation> = (0..samples)
-        .map(|i| {
-            let (row, column) = chip_cells[rng.gen_range(0..chip_cells.len())];
-            let value = mutated(i, region[row].0[column], &mut rng);
-            ChipMutation { row, column, value }
-        })
-        .filter(|m| region[m.row].0[m.column] != m.value)
-        .collect();
+    let mut sample_chip = |cells: &[(usize, usize)]| -> Vec<ChipMutation> {
+        if cells.is_empty() {
+            return Vec::new();
+        }
+        (0..samples)
+            .map(|i| {
+                let (row, column) = cells[rng.gen_range(0..cells.len())];
+                let value = mutated(i, chip_value(row, column), &mut rng);
+                ChipMutation { row, column, value }
+            })
+            .filter(|m| chip_value(m.row, m.column) != m.value)
+            .collect()
+    };
+    let hash_plan = sample_chip(&hash_cells);
+    let msm_plan = sample_chip(&msm_cells);
+    let chip_plan: Vec<ChipMutation> = hash_plan.iter().chain(&msm_plan).copied().collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let accepted = std::sync::Mutex::new(Vec::new());
     let chip_accepted = std::sync::Mutex::new(Vec::new());
@@ -183,15 +220,18 @@ fn sampled_mutations_are_rejected_or_free() {
     let unexplained: Vec<usize> = accepted.iter().copied().filter(|o| !free(*o)).collect();
     let chip_accepted = chip_accepted.into_inner().unwrap();
     println!(
-        "{} mutations of {} context advice cells, {} rejected, {} accepted at free is_zero \
-         inverses, {} unexplained; {} mutations of {} Pow5 chip cells, {} rejected, {} accepted",
+        "{hashing:?}: {} mutations of {} context advice cells, {} rejected, {} accepted at free \
+         is_zero inverses, {} unexplained; {} mutations of {} Pow5 chip cells and {} of {} msm \
+         chip cells, {} rejected, {} accepted",
         plan.len(),
         values.len(),
         plan.len() - accepted.len(),
         accepted.len() - unexplained.len(),
         unexplained.len(),
-        chip_plan.len(),
-        chip_cells.len(),
+        hash_plan.len(),
+        hash_cells.len(),
+        msm_plan.len(),
+        msm_cells.len(),
         chip_plan.len() - chip_accepted.len(),
         chip_accepted.len()
     );
@@ -203,4 +243,14 @@ fn sampled_mutations_are_rejected_or_free() {
         chip_accepted.is_empty(),
         "accepted chip mutations at {chip_accepted:?}"
     );
+}
+
+#[test]
+fn sampled_mutations_are_rejected_or_free() {
+    campaign(Hashing::Pow5);
+}
+
+#[test]
+fn sampled_mutations_of_the_msm_circuit_are_rejected_or_free() {
+    campaign(Hashing::Pow5Msm);
 }

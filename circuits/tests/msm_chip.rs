@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use collar_circuits::msm::{
-    columns, msm_witness, result_offset, scalar_bits, AssignedMsm, MsmChip, MsmConfig, MsmError,
-    MsmWitness, ADVICE_COLUMNS, GATE_BITS, GATE_CARRY, GATE_DOUBLE_ADD, GATE_READ, GATE_START,
+    self, columns, msm_witness, result_offset, scalar_bits, AssignedMsm, MsmChip, MsmConfig,
+    MsmError, MsmWitness, GATE_BITS, GATE_CARRY, GATE_DOUBLE_ADD, GATE_READ, GATE_START,
     GATE_TABLE_ENTRY, ROWS, SCALAR_BITS,
 };
 use collar_circuits::schnorr::offset_point;
@@ -346,29 +346,10 @@ fn each_gate_fails_when_its_cells_are_mutated() {
     }
 }
 
-/// The cells some gate reads: every cell of steps 0..253 but row b's spare column, and on the
-/// output step the accumulator, running sums, table and the table entry's slope and inverse (its
-/// bits, table point and second slope are never read: no step gate is enabled there), and the
-/// input row's `T[1, 0]`.
-fn gated_cells() -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    for j in 0..SCALAR_BITS {
-        out.extend((0..ADVICE_COLUMNS).map(|c| (row_a(j), c)));
-        out.extend((0..ADVICE_COLUMNS - 1).map(|c| (row_b(j), c)));
-    }
-    let last = SCALAR_BITS;
-    out.extend([columns::X, columns::Y].map(|c| (row_a(last), c)));
-    out.extend([columns::Z_E, columns::Z_S].map(|c| (row_b(last), c)));
-    out.extend(columns::TABLE.map(|c| (row_b(last), c)));
-    out.extend([(row_a(last), columns::LAMBDA1), (row_b(last), columns::INV)]);
-    out.extend(columns::INPUT.map(|c| (ROWS - 1, c)));
-    out
-}
-
 #[test]
 fn every_single_cell_mutation_is_rejected() {
     let (witness, public) = honest(5);
-    let cells = gated_cells();
+    let cells = msm::gated_cells();
     assert_eq!(cells.len(), SCALAR_BITS * 15 + 12);
     let mut accepted = Vec::new();
     let mut runs = 0;

@@ -402,11 +402,22 @@ impl HashingCircuit {
 
     /// The honest hash rows of the chip region, row by row: the advice values
     /// `[s0, s1, s2, w0..w4]` and the row's gate (for mutation sweeps; the multiplication rows
-    /// are swept by `tests/msm_chip.rs`).
+    /// that follow are [`Self::msm_region`]).
     pub fn chip_region(&self) -> Vec<([Fr; ADVICE_COLUMNS], RowKind)> {
         honest_witnesses(&self.hasher.calls(), self.capacity())
             .into_iter()
             .flat_map(|w| w.advice.into_iter().zip(w.kinds))
+            .collect()
+    }
+
+    /// The honest multiplication rows of the chip region, which follow the hash rows of
+    /// [`Self::chip_region`]: each row's advice values (for mutation sweeps; a multiplication's
+    /// cells that some gate reads are [`msm::gated_cells`]). Empty unless the hashing is
+    /// [`Hashing::Pow5Msm`].
+    pub fn msm_region(&self) -> Vec<[Fr; ADVICE_COLUMNS]> {
+        self.honest_msm_witnesses(&self.hasher.msms())
+            .into_iter()
+            .flat_map(|w| w.advice)
             .collect()
     }
 
@@ -487,11 +498,18 @@ impl HashingCircuit {
         witnesses
     }
 
-    /// The multiplication witness of every slot: the recorded ones in order, then stand-ins up
-    /// to the capacity, with the test mutations of the multiplication rows applied.
-    fn msm_witnesses(&self, msms: &[MsmCall]) -> Vec<MsmWitness> {
+    /// The honest multiplication witness of every slot: the recorded ones in order, then
+    /// stand-ins up to the capacity.
+    fn honest_msm_witnesses(&self, msms: &[MsmCall]) -> Vec<MsmWitness> {
         let mut witnesses: Vec<MsmWitness> = msms.iter().map(|c| c.witness.clone()).collect();
         witnesses.resize(self.msm_capacity(), stand_in_msm());
+        witnesses
+    }
+
+    /// The multiplication witness of every slot ([`Self::honest_msm_witnesses`]) with the test
+    /// mutations of the multiplication rows applied.
+    fn msm_witnesses(&self, msms: &[MsmCall]) -> Vec<MsmWitness> {
+        let mut witnesses = self.honest_msm_witnesses(msms);
         let hash_rows = self.hash_rows();
         for m in self.mutations.iter().filter(|m| m.row >= hash_rows) {
             let row = m.row - hash_rows;
