@@ -214,35 +214,6 @@ fn identity_or_off_curve_public_key_fails() {
 }
 
 #[test]
-fn non_canonical_s_fails_the_order_check() {
-    let mut rng = ChaCha8Rng::seed_from_u64(29);
-    let kp = keypair(&mut rng);
-    // s + q must fit in 256 bits; s < 2^256 - q holds for most signatures.
-    let (m, sig, s_q) = (0..)
-        .find_map(|_| {
-            let m = message(&mut rng);
-            let sig = kp.sign(m);
-            s_plus_order(&sig.s).map(|s_q| (m, sig, s_q))
-        })
-        .unwrap();
-    let order = hex_be(Scalar::MODULUS);
-    for s in [order, s_q, [0xff; 32]] {
-        let bad = Signature { s, ..sig };
-        assert_eq!(
-            bad.s_scalar(),
-            Err(signature::SignatureError::NonCanonicalS)
-        );
-        let out = load_only([sig.rx, sig.ry], s);
-        assert!(permutation_only(&out), "{:?}", out.failures);
-        assert!(!run(&kp.pk(), m, &bad).is_satisfied());
-    }
-    // The largest canonical s passes the order check (q - 1).
-    let mut top = order;
-    top[31] -= 1;
-    assert!(load_only([sig.rx, sig.ry], top).is_satisfied());
-}
-
-#[test]
 fn sampled_single_cell_mutations_are_rejected() {
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     let (kp, m, sig) = signed(&mut rng);
@@ -335,12 +306,14 @@ fn run_on(hashing: Hashing, pk: &PublicKey, m: Fr, sig: &Signature) -> MockOutco
         .check(|ctx, range| build_witness(ctx, range, pk, m, sig))
 }
 
+/// `s = q`, `s + q` and `2^256 − 1` are refused on both paths, each by the order check alone
+/// (a failed copy constraint), while `q − 1` passes it.
 #[test]
-fn the_chip_path_refuses_non_canonical_s() {
+fn non_canonical_s_fails_the_order_check_on_both_paths() {
     let mut rng = ChaCha8Rng::seed_from_u64(43);
     let kp = keypair(&mut rng);
     // s + q < 2^254 (the chip's width) holds for about a quarter of signatures: then s + q
-    // names the same point as s, so only the order check can refuse it.
+    // names the same point as s on both paths, so only the order check can refuse it.
     let limit = {
         let mut l = [0u8; 32];
         l[0] = 0x40;
@@ -363,9 +336,16 @@ fn the_chip_path_refuses_non_canonical_s() {
             bad.s_scalar(),
             Err(signature::SignatureError::NonCanonicalS)
         );
-        let out = run_on(Hashing::Pow5Msm, &kp.pk(), m, &bad);
-        assert!(permutation_only(&out), "{:?}", out.failures);
+        let basic = load_only([sig.rx, sig.ry], s);
+        assert!(permutation_only(&basic), "{:?}", basic.failures);
+        assert!(!run(&kp.pk(), m, &bad).is_satisfied());
+        let chip = run_on(Hashing::Pow5Msm, &kp.pk(), m, &bad);
+        assert!(permutation_only(&chip), "{:?}", chip.failures);
     }
+    // The largest canonical s passes the order check (q - 1).
+    let mut top = order;
+    top[31] -= 1;
+    assert!(load_only([sig.rx, sig.ry], top).is_satisfied());
 }
 
 #[test]
