@@ -16,6 +16,8 @@
 //! Environment:
 //! - `COLLAR_EVM_K`: comma-separated `k` (default `18,19,20,21`), measured in increasing order;
 //! - `COLLAR_EVM_CAPACITIES`: comma-separated capacities (default `1,2`);
+//! - `COLLAR_EVM_HASHING`: the circuit, `pow5` (default, production), `pow5-msm` or `halo2-base`
+//!   (as `collar stats --hashing`);
 //! - `COLLAR_EVM_PROVE=1`: at the smallest measured `k` whose verifier deploys at capacity 1,
 //!   also run `keygen_pk`, prove the batch with the EVM (Keccak) transcript, verify the proof
 //!   natively and in revm, and report gas, proof bytes, times and peak memory;
@@ -33,6 +35,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use collar_circuits::batch::prover_circuit;
+use collar_circuits::poseidon::Hashing;
 use collar_circuits::stats::{self, Built, SlotFill, StatsShape};
 use collar_prover::Srs;
 use collar_verifier::evm::solc::CompiledContract;
@@ -128,8 +131,9 @@ fn mib(bytes: Option<u64>) -> String {
 
 /// The production shape of `collar stats --production --depth 24 --positions 16 --fill trades`
 /// at a fixed `k`, with no column budget (the point is to see how many columns it takes).
-fn shape(capacity: usize, k: u32) -> StatsShape {
+fn shape(capacity: usize, k: u32, hashing: Hashing) -> StatsShape {
     let mut s = StatsShape::production(capacity);
+    s.hashing = hashing;
     s.fill = SlotFill::Trades;
     s.k = Some(k);
     s.max_advice = usize::MAX;
@@ -226,8 +230,8 @@ fn prove(
 }
 
 /// Measures one configuration; proves when `want_proof`.
-fn measure(capacity: usize, k: u32, want_proof: bool) -> Result<Row, String> {
-    let shape = shape(capacity, k);
+fn measure(capacity: usize, k: u32, hashing: Hashing, want_proof: bool) -> Result<Row, String> {
+    let shape = shape(capacity, k, hashing);
     let params = shape.params().map_err(|e| e.to_string())?;
     let t = Instant::now();
     let built = stats::build(&shape).map_err(|e| e.to_string())?;
@@ -299,9 +303,14 @@ fn main() {
     ks.sort_unstable();
     ks.dedup();
     let capacities: Vec<usize> = list("COLLAR_EVM_CAPACITIES", &[1, 2]);
+    let hashing: Hashing = std::env::var("COLLAR_EVM_HASHING").map_or(Hashing::Pow5, |v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("COLLAR_EVM_HASHING: {e}"))
+    });
     println!(
-        "Production-shape batch verifier (depth 24, 16 positions, 64 series, all-trade batch), \
-         INSECURE development SRS; EIP-170 limit {EIP170_CODE_SIZE_LIMIT} bytes."
+        "Production-shape batch verifier of the {} circuit (depth 24, 16 positions, 64 series, \
+         all-trade batch), INSECURE development SRS; EIP-170 limit {EIP170_CODE_SIZE_LIMIT} bytes.",
+        hashing.name()
     );
     let mut rows = Vec::new();
     let mut proved = false;
@@ -309,7 +318,7 @@ fn main() {
         for &k in &ks {
             eprintln!("capacity {capacity}, k = {k}:");
             let prove_here = want_proof && capacity == 1 && !proved;
-            match measure(capacity, k, prove_here) {
+            match measure(capacity, k, hashing, prove_here) {
                 Ok(row) => {
                     proved |= row.proving.is_some();
                     rows.push(row);
@@ -402,6 +411,7 @@ fn main() {
             .collect();
         let doc = json!({
             "srs": "INSECURE_DEVELOPMENT_SRS",
+            "hashing": hashing.name(),
             "shape": "production (depth 24, 16 positions, order depth 6, 64 series), all trades, lookup bits 16",
             "rows": rows,
         });
