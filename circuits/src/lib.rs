@@ -16,6 +16,7 @@ pub mod poseidon;
 pub mod pow5;
 pub mod safe;
 pub mod schnorr;
+pub mod soundness;
 pub mod stats;
 pub mod table;
 pub mod testing;

@@ -225,3 +225,78 @@ fn the_fund_as_liquidator_pays_the_deficit_then_takes_the_position() {
     let out = run(&before, &txs, |_| {});
     assert!(out.is_satisfied(), "{:?}", out.failures);
 }
+
+/// The signed witness of `txs` executed on `before`.
+fn witness_of(before: &State, txs: &[Tx]) -> BatchWitness {
+    let mut s = before.clone();
+    let exec = batch::execute(&mut s, 5, txs).unwrap();
+    let mut w = BatchWitness::new(before, &exec, CAPACITY).unwrap();
+    w.resign_with(signer_key);
+    w
+}
+
+/// The MockProver's failures on `w` with the public inputs the circuit computes itself (the
+/// malicious prover's view: nothing pinned).
+fn unpinned(w: &BatchWitness) -> MockOutcome<()> {
+    MockRun::new(K, 16).run(|ctx, range| ((), build_batch(ctx, range, w)), None, None)
+}
+
+#[test]
+fn a_liquidator_below_initial_margin_afterwards_is_rejected() {
+    // Account 9 holds 1_000: taking 4 short calls from victim 5 leaves it far below initial
+    // margin, so the protocol rejects the liquidation.
+    let mut h = liquidatable();
+    h.fund(9, 1_000);
+    let poor = h.state.clone();
+    let liq = h.liquidate(9, 5, CALL, 4, 0).tx;
+    let mut native = poor.clone();
+    assert!(matches!(
+        native.apply(&liq),
+        Err(collar_protocol::Rejection::InitialMarginViolated { .. })
+    ));
+    // The same liquidation by 9 after a deposit of 999_000 is accepted; its witness, moved back
+    // onto the state without the deposit (every port of 9 carries 999_000 less), satisfies every
+    // rule but rule 12.
+    h.fund(9, 999_000);
+    let mut w = witness_of(&h.state, std::slice::from_ref(&liq));
+    assert!(unpinned(&w).is_satisfied(), "the funded liquidation proves");
+    let mut poor_header = poor.clone();
+    w.header_before = poor_header.header();
+    for port in w.slots.iter_mut().flat_map(|s| s.ports.iter_mut()) {
+        if port.account == 9 {
+            port.after.collateral -= 999_000;
+        }
+    }
+    w.reseal(&poor).unwrap();
+    let bad = unpinned(&w);
+    assert!(rule_failed(&bad), "{:?}", bad.failures);
+}
+
+#[test]
+fn a_liquidation_while_the_breaker_pauses_liquidations_is_rejected() {
+    let mut h = liquidatable();
+    let liq = h.liquidate(4, 5, CALL, 4, 0).tx;
+    let mut w = witness_of(&h.state, std::slice::from_ref(&liq));
+    assert!(unpinned(&w).is_satisfied(), "the liquidation proves");
+    // The underlying's breaker tripped until after the batch's time (§9): liquidations pause
+    // (§7.4 rule 4); everything else about the witness is unchanged.
+    let now = w.header_before.time;
+    w.underlyings[0].tripped_until = now + 1_000;
+    let bad = unpinned(&w);
+    assert!(rule_failed(&bad), "{:?}", bad.failures);
+    // The protocol agrees: the same state with the breaker tripped rejects the liquidation.
+    let t = h.tick(
+        now + 1,
+        &[(
+            0,
+            200_000,
+            vec![(CALL, 100_000), (PUT, 500), (SHORT_CALL, 100_000)],
+        )],
+    );
+    h.accept(&t);
+    let paused = h.liquidate(4, 5, CALL, 4, 0).tx;
+    assert!(matches!(
+        h.state.apply(&paused),
+        Err(collar_protocol::Rejection::LiquidationsPaused(_))
+    ));
+}

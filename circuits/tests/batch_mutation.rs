@@ -1,5 +1,5 @@
 //! Mutation campaign on a valid batch (an oracle tick in the tick lane, then a trade and a
-//! liquidation): single advice cells are
+//! liquidation, `soundness::subjects::tick_trade_liquidate`): single advice cells are
 //! overwritten with a random value, ±1, p−1 and values at 2^n bounds, with the public inputs
 //! fixed to the native ones. Every mutation must be rejected, unless it hits a free cell: the
 //! inverse witness of halo2-base's `is_zero` at a zero input, which does not change the
@@ -9,78 +9,18 @@
 //! (cells a chip gate uses) as context cells, and on `Pow5Msm` as many cells that an msm gate
 //! reads. Each test prints "M mutations, R rejected, F free, 0 unexplained".
 
-use collar_circuits::batch::{build_batch, BatchWitness};
+use collar_circuits::batch::build_batch;
 use collar_circuits::msm;
 use collar_circuits::poseidon::Hashing;
 use collar_circuits::pow5::ChipMutation;
+use collar_circuits::soundness::subjects;
 use collar_circuits::testing::{MockRun, Mutation};
-use collar_protocol::batch;
-use collar_protocol::testkit::signer_key;
-use collar_protocol::testkit::Harness;
-use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, Side, UnderlyingTick};
-use collar_protocol::{OptionKind, ProtocolParams, Tx};
+use collar_protocol::ProtocolParams;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::halo2curves::ff::Field;
 use rand::{Rng, SeedableRng};
 
 const K: u32 = 18;
-
-/// `(before, txs)`: a tick moving the call's mark up (its reports disagree), a trade opening a
-/// put position and the liquidation of the short-call victim the tick made liquidatable.
-fn batch_under_test() -> (collar_protocol::State, Vec<Tx>) {
-    let mut h = Harness::new(ProtocolParams::small(), 1);
-    for (strike, kind) in [(100_000, OptionKind::Call), (90_000, OptionKind::Put)] {
-        let r = h.register(0, strike, 10_000, kind, 1);
-        h.accept(&r);
-    }
-    let t = h.tick(10, &[(0, 100_000, vec![(0, 5_000), (1, 2_000)])]);
-    h.accept(&t);
-    for (a, funds) in [(2, 1_000_000), (3, 1_000_000), (4, 1_000_000), (5, 150_150)] {
-        h.fund(a, funds);
-    }
-    h.fill(2, 5, 0, 10, 5_000);
-    let before = h.state.clone();
-    let reports = [
-        (110_000, 12_001, 1_000),
-        (109_000, 12_500, 900),
-        (111_000, 11_000, 1_100),
-    ];
-    let tick = h
-        .sign_tick(OracleTick {
-            timestamp: 20,
-            underlyings: vec![UnderlyingTick {
-                underlying: 0,
-                reports: (0u32..)
-                    .zip(reports)
-                    .map(|(oracle, (spot, call, put))| OracleReport {
-                        oracle,
-                        underlying: 0,
-                        timestamp: 20,
-                        spot,
-                        marks: vec![
-                            SeriesMark {
-                                series: 0,
-                                mark: call,
-                            },
-                            SeriesMark {
-                                series: 1,
-                                mark: put,
-                            },
-                        ],
-                    })
-                    .collect(),
-            }],
-        })
-        .tx;
-    // The medians are those of the single-price tick this batch used before: 110_000, 12_001
-    // and 1_000.
-    h.state.apply(&tick).unwrap();
-    let b = h.order(3, 1, Side::Buy, 1_100, 4);
-    let s = h.order(4, 1, Side::Sell, 900, 4);
-    let trade = h.trade(b, s, 3, 1_000).tx;
-    let liquidation = h.liquidate(4, 5, 0, 2, 0).tx;
-    (before, vec![tick, trade, liquidation])
-}
 
 /// The value written for mutation `i` of a cell holding `v`.
 fn mutated(i: usize, v: Fr, rng: &mut impl Rng) -> Fr {
@@ -109,12 +49,9 @@ fn samples() -> usize {
 /// multiplication rows' gated cells ([`msm::gated_cells`]); prints the tally and asserts that
 /// nothing unexplained was accepted.
 fn campaign(hashing: Hashing) {
-    let (before, txs) = batch_under_test();
-    let mut s = before.clone();
-    let exec = batch::execute(&mut s, 7, &txs).unwrap();
-    let mut w = BatchWitness::new(&before, &exec, 2).unwrap();
-    w.resign_with(signer_key);
-    let expected = exec.public_inputs.to_fields().to_vec();
+    let subject = subjects::tick_trade_liquidate(&ProtocolParams::small());
+    let w = subject.witness;
+    let expected = subject.public.to_vec();
     let run = MockRun::new(K, 16).with_hashing(hashing);
     let base = run.run(
         |ctx, range| {

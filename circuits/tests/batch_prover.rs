@@ -21,7 +21,7 @@ const LOOKUP_BITS: usize = 16;
 const PINNED_DEGREE: usize = 4;
 /// `transcript_repr` of the halo2-base-hashing verifying key for this test's shape (small
 /// params, 2 slots, dev SRS seed 42).
-const PINNED_VK: &str = "0x1be8d6c6857c47a9ac59777256fc707874247950aa60413308324094eb9c7f0a";
+const PINNED_VK: &str = "0x09a8ad6eafea81a7c6bfb6ccf2e33c1e44cdba340685013e2ddf4aa7d289d849";
 /// Layout of the same shape hashing with the Pow5 chip: k, flex-gate advice columns, fixed
 /// columns, lookup advice columns, Pow5 permutations, multiplications (none: Schnorr on the
 /// basic gate).
@@ -31,7 +31,7 @@ const PINNED_POW5_LAYOUT: Layout = (17, &[3], 1, &[1, 0, 0], 626, 0);
 /// selector`), of degree 4 too (a single column would use its selector lookup, of degree 5).
 const PINNED_POW5_DEGREE: usize = 4;
 /// `transcript_repr` of its verifying key.
-const PINNED_POW5_VK: &str = "0x2485b59a4d1fce6cd3d197ea6c1fef1c5b9574690783c5c3b0266c9c55d217cb";
+const PINNED_POW5_VK: &str = "0x09cdbe11aa4bff660f4c3534d6df08913f819034bec4675e74d57dc9fc672c99";
 /// Layout of the same shape with the Pow5 chip and Schnorr's multiplications on the `msm` chip
 /// (`Hashing::Pow5Msm`): 12 multiplications (two lanes a slot, eight in the tick lane), and so
 /// few cells left in halo2-base's columns that one column holds them.
@@ -42,7 +42,7 @@ const PINNED_POW5_MSM_LAYOUT: Layout = (17, &[1], 1, &[1, 0, 0], 626, 12);
 const PINNED_POW5_MSM_DEGREE: usize = 5;
 /// `transcript_repr` of its verifying key.
 const PINNED_POW5_MSM_VK: &str =
-    "0x1f0d91d78e0610aa380fa658f37cac0aa191a90f9023924f97bf387b98aeaac7";
+    "0x120389e0093ba31f3cb56a95823d17ad9a654fab0ca8b9d175ff405bd1558266";
 
 /// k, flex-gate advice columns, fixed columns, lookup advice columns, Pow5 permutations,
 /// multiplications.

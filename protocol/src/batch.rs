@@ -12,6 +12,19 @@ use crate::signature::Signature;
 use crate::state::{tick_chain, State, TxWitness, WithdrawalRecord};
 use crate::tx::{SignedTx, Tx};
 
+/// Names of the eight public inputs, in instance-column order (PROTOCOL.md §11, the order of
+/// [`BatchPublicInputs::to_fields`]).
+pub const PUBLIC_INPUT_NAMES: [&str; 8] = [
+    "old_root",
+    "new_root",
+    "pubdata_commitment",
+    "tick_commitment",
+    "deposit_head_before",
+    "deposit_head_after",
+    "withdrawals_commitment",
+    "batch_number",
+];
+
 /// The public inputs of a batch proof, in instance order (PROTOCOL.md §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchPublicInputs {

@@ -438,6 +438,63 @@ pub fn record_fields(tx: &Tx) -> Result<Vec<Fr>, PubdataError> {
     Ok(out)
 }
 
+/// The record of a field form (§10): the inverse of [`record_fields`] for every type but the
+/// tick (whose field form the circuit never hashes; it hashes [`TickLayout::fields`]).
+///
+/// # Errors
+/// [`PubdataError::UnknownType`] for an unknown or tick type element, [`PubdataError::Truncated`]
+/// for too few or too many elements, [`PubdataError::TooWide`] for an element past its width,
+/// and any decoding error of [`decode_all`] (an enum byte out of range, a non-canonical key).
+pub fn tx_of_fields(fields: &[Fr]) -> Result<Tx, PubdataError> {
+    let first = fields.first().ok_or(PubdataError::Truncated(0))?;
+    let kind = small(first, "record type", 1)? as u8;
+    const ORDER: [usize; 8] = [4, 2, 1, 8, 5, 4, 5, 2];
+    let widths: Vec<usize> = match kind {
+        record::DEPOSIT => vec![1, 4, 32, 32, 8],
+        record::WITHDRAW => vec![1, 4, 8, 4, 20],
+        record::TRADE => [&[1, 5, 8][..], &ORDER, &ORDER].concat(),
+        record::LIQUIDATE => vec![1, 5, 4, 4, 2, 5, 8, 4],
+        record::SETTLE => vec![1, 4, 2],
+        record::REGISTER => vec![1, 1, 6, 5, 1, 2],
+        t => return Err(PubdataError::UnknownType(t, 0)),
+    };
+    if fields.len() != widths.len() {
+        return Err(PubdataError::Truncated(fields.len().min(widths.len())));
+    }
+    let mut bytes = Vec::new();
+    for (f, n) in fields.iter().zip(widths) {
+        let be = fr_to_be_bytes(f);
+        if n < 32 && be[..32 - n].iter().any(|b| *b != 0) {
+            return Err(PubdataError::TooWide {
+                field: "record field",
+                value: u64::MAX,
+                bytes: n,
+            });
+        }
+        bytes.extend_from_slice(&be[32 - n..]);
+    }
+    let mut txs = decode_all(&bytes)?;
+    match (txs.pop(), txs.is_empty()) {
+        (Some(tx), true) => Ok(tx),
+        _ => Err(PubdataError::Truncated(bytes.len())),
+    }
+}
+
+/// `f` as an integer of at most `bytes` bytes.
+fn small(f: &Fr, field: &'static str, bytes: usize) -> Result<u64, PubdataError> {
+    let be = fr_to_be_bytes(f);
+    if be[..32 - bytes].iter().any(|b| *b != 0) {
+        return Err(PubdataError::TooWide {
+            field,
+            value: u64::MAX,
+            bytes,
+        });
+    }
+    Ok(be[32 - bytes..]
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
 /// A tick laid out at positions fixed by the capacities of the parameters (§10): what the
 /// tick's record hash covers and what the circuit's tick lane consumes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -512,6 +569,48 @@ impl TickLayout {
                     l.marks[m.series as usize][j] = m.mark;
                 }
             }
+        }
+        Ok(l)
+    }
+
+    /// The layout whose [`TickLayout::fields`] are `fields`, at the capacities of `params`: the
+    /// inverse of [`TickLayout::fields`].
+    ///
+    /// # Errors
+    /// [`PubdataError::TickShape`] for the wrong number of elements, a type element other than
+    /// the tick's, or a `priced` flag other than 0 or 1; [`PubdataError::TooWide`] for a value
+    /// past 64 bits.
+    pub fn from_fields(fields: &[Fr], params: &ProtocolParams) -> Result<Self, PubdataError> {
+        let (nu, no, ns) = (
+            params.max_underlyings,
+            params.max_oracles,
+            params.max_series,
+        );
+        if fields.len() != 2 + (1 + no) * (nu + ns) {
+            return Err(PubdataError::TickShape("the fixed form's length"));
+        }
+        let mut it = fields.iter().map(|f| small(f, "tick value", 8));
+        let mut next = || it.next().expect("length checked");
+        if next()? != u64::from(record::TICK) {
+            return Err(PubdataError::TickShape("the type element"));
+        }
+        let mut l = Self {
+            timestamp: next()?,
+            ..Self::default()
+        };
+        for _ in 0..nu {
+            l.priced.push(match next()? {
+                0 => false,
+                1 => true,
+                _ => return Err(PubdataError::TickShape("a priced flag")),
+            });
+            l.spots
+                .push((0..no).map(|_| next()).collect::<Result<_, _>>()?);
+        }
+        for _ in 0..ns {
+            l.quoted.push(next()?);
+            l.marks
+                .push((0..no).map(|_| next()).collect::<Result<_, _>>()?);
         }
         Ok(l)
     }

@@ -195,3 +195,43 @@ fn fixed_tick_form_has_the_shape_of_the_parameters_and_every_value_matters() {
         Err(PubdataError::TickShape(_))
     ));
 }
+
+#[test]
+fn field_forms_decode_back_to_their_transactions() {
+    // `tx_of_fields` inverts `record_fields` for every record type but the tick, and
+    // `TickLayout::from_fields` inverts the fixed tick form: the soundness oracle reads the
+    // public data a circuit committed through them.
+    let params = ProtocolParams::small();
+    for s in samples() {
+        match &s.tx {
+            Tx::OracleTick(t) => {
+                let l = pubdata::TickLayout::of(t, &params).unwrap();
+                assert_eq!(
+                    pubdata::TickLayout::from_fields(&l.fields(), &params).unwrap(),
+                    l
+                );
+                assert!(pubdata::tx_of_fields(&l.fields()).is_err());
+            }
+            tx => {
+                let fields = pubdata::record_fields(tx).unwrap();
+                assert_eq!(&pubdata::tx_of_fields(&fields).unwrap(), tx);
+                // One element too many or too few, or one past its width, is refused.
+                let mut longer = fields.clone();
+                longer.push(Fr::ONE);
+                assert!(pubdata::tx_of_fields(&longer).is_err());
+                assert!(pubdata::tx_of_fields(&fields[..fields.len() - 1]).is_err());
+                let mut wide = fields.clone();
+                wide[1] = -Fr::ONE;
+                assert!(matches!(
+                    pubdata::tx_of_fields(&wide),
+                    Err(PubdataError::TooWide { .. })
+                ));
+            }
+        }
+    }
+    let l = pubdata::TickLayout::of(&sample_tick(), &params).unwrap();
+    let mut bad = l.fields();
+    bad[2] = Fr::from(2u64);
+    assert!(pubdata::TickLayout::from_fields(&bad, &params).is_err());
+    assert!(pubdata::TickLayout::from_fields(&bad[1..], &params).is_err());
+}

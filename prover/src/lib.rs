@@ -55,7 +55,7 @@ pub fn default_key_cache() -> PathBuf {
 /// Version of the batch circuit's constraints. Part of the key-cache hash and of the circuit id:
 /// bump it with every intended change to the circuit (the cache also fingerprints the circuit's
 /// cell counts, which catches most unintended ones).
-pub const CIRCUIT_VERSION: &str = "collar-batch-v4";
+pub const CIRCUIT_VERSION: &str = "collar-batch-v5";
 
 /// Rows kept free of witness for blinding (halo2-base's `minimum_rows`).
 pub const MINIMUM_ROWS: usize = 9;

@@ -132,7 +132,7 @@ impl ProofArtifact {
     }
 
     /// The circuit this proof is for (version, hashing and shape, e.g.
-    /// `collar-batch-v4/pow5/cap2/t6/k17/<config hash prefix>`).
+    /// `collar-batch-v5/pow5/cap2/t6/k17/<config hash prefix>`).
     pub fn circuit_id(&self) -> &str {
         &self.circuit_id
     }

@@ -34,17 +34,7 @@ pub use artifact::{ProofArtifact, ProofSystem};
 pub use srs::{SrsId, SrsKind};
 pub use vkfile::VerifyingKeyFile;
 
-/// Names of the eight public inputs, in instance-column order (PROTOCOL.md §11).
-pub const PUBLIC_INPUT_NAMES: [&str; 8] = [
-    "old_root",
-    "new_root",
-    "pubdata_commitment",
-    "tick_commitment",
-    "deposit_head_before",
-    "deposit_head_after",
-    "withdrawals_commitment",
-    "batch_number",
-];
+pub use collar_protocol::batch::PUBLIC_INPUT_NAMES;
 
 /// Why bytes are not a valid artifact or verifying-key file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! | bytes          | field                                                              |
 //! |----------------|--------------------------------------------------------------------|
 //! | 8              | magic `COLLARVK`                                                   |
-//! | 2              | format version (`2`)                                               |
+//! | 2              | format version (`3`)                                               |
 //! | 4 + n          | circuit id, UTF-8, `n` ≤ 256                                       |
 //! | 1 + 32         | SRS kind and digest ([`SrsId`])                                    |
 //! | 4              | `k` (the circuit has 2^k rows)                                     |
@@ -19,7 +19,7 @@
 //! | 4              | instance columns                                                   |
 //! | 1              | hashing: `0` halo2-base, `1` the Pow5 chip (8 more advice columns), `2` the Pow5 and msm chips (the same 8) |
 //! | 4              | Pow5 permutations the chip region holds (`0` with halo2-base)      |
-//! | 4              | Schnorr multiplications it holds after them (`0` with halo2-base)  |
+//! | 4              | Schnorr multiplications it holds after them (`0` unless hashing is `2`) |
 //! | 64             | KZG `g[0]` (G1)                                                    |
 //! | 128            | KZG `g2` (G2)                                                      |
 //! | 128            | KZG `s·g2` (G2)                                                    |

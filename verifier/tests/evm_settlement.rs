@@ -594,6 +594,33 @@ fn replaying_a_batch_is_rejected() {
 }
 
 #[test]
+fn batch_numbers_are_checked_on_l1_only() {
+    // The circuit only range-checks batch_number (public input 7): it is not in the state
+    // header, so the proof holds for any number. The contract is what orders batches: only
+    // `batchNumber + 1` is accepted, checked before the proof.
+    let f = fixture();
+    let mut w = World::genesis();
+    let (b1, b2) = (&f.batches[0], &f.batches[1]);
+    w.queue(b1);
+    w.queue(b2);
+    w.submit(b2, 2)
+        .reverted_with("WrongBatchNumber(uint256,uint256)");
+    for number in [0u64, 2, u64::MAX] {
+        let mut renumbered = b1.public;
+        renumbered[7] = Fr::from(number);
+        w.submit_with(&renumbered, &b1.proof, 1, &b1.withdrawals)
+            .reverted_with("WrongBatchNumber(uint256,uint256)");
+    }
+    let (_, number, consumed, _, _) = w.state();
+    assert_eq!((number, consumed), (u(0), u(0)));
+    w.submit(b1, 1).ok();
+    w.submit(b2, 2).ok();
+    let (root, number, _, _, _) = w.state();
+    assert_eq!(root, fr_u256(&b2.public[1]));
+    assert_eq!(number, u(2));
+}
+
+#[test]
 fn a_tampered_proof_is_rejected() {
     let f = fixture();
     let mut w = World::genesis();

@@ -21,8 +21,8 @@ use crate::account::SERIES_BITS;
 use crate::margin::meets;
 use crate::safe::Ranged;
 
-/// Constrains `slot` as a liquidation under `sel` and returns the hash of its public-data record
-/// (§10) and the liquidation order's message (§6.5), computed whatever the type. `margins.before[0]` is the victim's margin before and
+/// Constrains `slot` as a liquidation under `sel` and returns the field form of its public-data
+/// record (§10) and the liquidation order's message (§6.5), computed whatever the type. `margins.before[0]` is the victim's margin before and
 /// `margins.after[1]` the liquidator's after (the caller selects port 2 for it).
 pub(super) fn constrain(
     ctx: &mut Context<Fr>,
@@ -32,7 +32,7 @@ pub(super) fn constrain(
     ports: &[AssignedPort],
     margins: &PortMargins,
     sel: AssignedValue<Fr>,
-) -> (AssignedValue<Fr>, AssignedValue<Fr>) {
+) -> (Vec<AssignedValue<Fr>>, AssignedValue<Fr>) {
     let gate = range.gate();
     let l = match &slot.tx {
         Some(Tx::Liquidate(l)) => l.clone(),
@@ -170,13 +170,12 @@ pub(super) fn constrain(
     ];
     let mut fields = vec![kind, size.cell()];
     fields.extend(order);
-    let record = env.poseidon.hash(ctx, gate, &fields);
     let mut signed = vec![
         ctx.load_constant(domain_tag(tags::LIQUIDATION)),
         ctx.load_constant(Fr::from(env.params.chain_id)),
     ];
     signed.extend(order);
-    (record, env.poseidon.hash(ctx, gate, &signed))
+    (fields, env.poseidon.hash(ctx, gate, &signed))
 }
 
 fn idle() -> Liquidate {

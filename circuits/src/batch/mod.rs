@@ -124,6 +124,24 @@ impl HeaderCells {
     }
 }
 
+/// A public-data record in circuit (§10): its field form and the hash the chain takes.
+struct Record {
+    fields: Vec<AssignedValue<Fr>>,
+    hash: AssignedValue<Fr>,
+}
+
+impl Record {
+    fn new(
+        ctx: &mut Context<Fr>,
+        gate: &impl GateInstructions<Fr>,
+        poseidon: &PoseidonChip,
+        fields: Vec<AssignedValue<Fr>>,
+    ) -> Self {
+        let hash = poseidon.hash(ctx, gate, &fields);
+        Self { fields, hash }
+    }
+}
+
 /// One account write in circuit: the index, both leaf preimages, and their Merkle update.
 pub(crate) struct AssignedPort {
     pub(crate) index: Ranged,
@@ -226,7 +244,8 @@ fn with_batch(mut circuit: HashingCircuit, w: &BatchWitness) -> HashingCircuit {
     circuit
 }
 
-/// Builds the batch circuit in `ctx` and returns the eight public inputs of §11 in order.
+/// Builds the batch circuit in `ctx` and returns the eight public inputs of §11 in order
+/// ([`build_batch_traced`] without the trace).
 ///
 /// Hashes through the enclosing circuit's Poseidon (see
 /// [`PoseidonChip::new`]): call it inside [`HashingCircuit::build`], or use [`keygen_circuit`] and
@@ -239,6 +258,42 @@ pub fn build_batch(
     range: &RangeChip<Fr>,
     w: &BatchWitness,
 ) -> Vec<AssignedValue<Fr>> {
+    build_batch_traced(ctx, range, w).public
+}
+
+/// The cells of what a batch circuit commits to as public data (§10), for the soundness oracle
+/// (`crate::soundness::oracle`), which replays what the circuit committed rather than what its
+/// witness says.
+#[derive(Clone, Debug)]
+pub struct PublicDataCells {
+    /// The tick lane: whether it holds a tick, and the fixed tick form its record hashes.
+    pub tick: (AssignedValue<Fr>, Vec<AssignedValue<Fr>>),
+    /// Per slot, per transaction type (deposit, withdraw, trade, liquidate, settle, register):
+    /// the type's flag and the field form of its record; the record of the flagged type is
+    /// chained, none in padding.
+    pub slots: Vec<Vec<FlaggedRecord>>,
+}
+
+/// A transaction type's flag cell and the field form of its record, in one slot.
+pub type FlaggedRecord = (AssignedValue<Fr>, Vec<AssignedValue<Fr>>);
+
+/// What [`build_batch_traced`] returns.
+#[derive(Clone, Debug)]
+pub struct BatchCells {
+    /// The eight public inputs of §11, in order.
+    pub public: Vec<AssignedValue<Fr>>,
+    /// The public data's cells.
+    pub data: PublicDataCells,
+}
+
+/// [`build_batch`], also returning the cells of the public data it commits to.
+///
+/// Preconditions and panics as [`build_batch`].
+pub fn build_batch_traced(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    w: &BatchWitness,
+) -> BatchCells {
     let gate = range.gate();
     let p = &w.params;
     let poseidon = PoseidonChip::new(ctx, gate);
@@ -282,6 +337,10 @@ pub fn build_batch(
     let mut series = lane.series;
     let unds = lane.underlyings;
     let now = lane.now;
+    let mut data = PublicDataCells {
+        tick: lane.record.clone(),
+        slots: Vec::with_capacity(w.slots.len()),
+    };
 
     // The account table (docs/CIRCUIT.md): every account the ports name, opened once.
     let mut table = memory::AccountTable::open(ctx, range, &w.accounts, p.account_depth);
@@ -330,13 +389,8 @@ pub fn build_batch(
         }
         // Idle ports are identity writes: port 0 in padding and registrations, port 1 outside trades,
         // liquidations and settlements, port 2 outside trades and liquidations.
-        eq_if(
-            ctx,
-            gate,
-            ports[0].after.leaf,
-            ports[0].before.leaf,
-            ty.noop,
-        );
+        let idle0 = gate.add(ctx, ty.noop, ty.register);
+        eq_if(ctx, gate, ports[0].after.leaf, ports[0].before.leaf, idle0);
         let two = gate.add(ctx, ty.trade, ty.liquidate);
         let uses_two = gate.not(ctx, two);
         let three = gate.add(ctx, two, ty.settle);
@@ -422,10 +476,11 @@ pub fn build_batch(
                 );
                 deposit_head = gate.select(ctx, next, deposit_head, ty.deposit);
                 deposit_count = gate.add(ctx, deposit_count, ty.deposit);
-                let deposit_record = poseidon.hash(
+                let deposit_record = Record::new(
                     ctx,
                     gate,
-                    &[deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
+                    &poseidon,
+                    vec![deposit_type, index.cell(), pk[0], pk[1], amount.cell()],
                 );
 
                 // §7.2 Withdraw: an existing account, its nonce, no halted underlying among its
@@ -461,10 +516,11 @@ pub fn build_batch(
                     ],
                 );
                 withdrawals = gate.select(ctx, next, withdrawals, ty.withdraw);
-                let withdraw_record = poseidon.hash(
+                let withdraw_record = Record::new(
                     ctx,
                     gate,
-                    &[
+                    &poseidon,
+                    vec![
                         withdraw_type,
                         index.cell(),
                         amount.cell(),
@@ -490,19 +546,25 @@ pub fn build_batch(
             });
         // §7.3 Trade: ports 0 (buyer), 1 (seller), 2 (fee account).
         let (trade_record, order_msgs) = measure_tx_type("trade", ctx, |ctx| {
-            trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade)
+            let (fields, msgs) =
+                trade::constrain(ctx, range, &env, slot, &ports, &margins, ty.trade);
+            (Record::new(ctx, gate, &poseidon, fields), msgs)
         });
         // §7.4 Liquidate: ports 0 (victim), 1 (fund), 2 (liquidator).
         let (liquidation_record, liquidation_msg) = measure_tx_type("liquidate", ctx, |ctx| {
-            liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate)
+            let (fields, msg) =
+                liquidate::constrain(ctx, range, &env, slot, &ports, &margins, ty.liquidate);
+            (Record::new(ctx, gate, &poseidon, fields), msg)
         });
         // §7.5 Settle expiry: ports 0 (account), 1 (fund).
         let settle_record = measure_tx_type("settle", ctx, |ctx| {
-            settle::constrain(ctx, range, &env, slot, &ports, ty.settle)
+            let fields = settle::constrain(ctx, range, &env, slot, &ports, ty.settle);
+            Record::new(ctx, gate, &poseidon, fields)
         });
         // §7.7 Register series: no account port; the registry entry at series_count.
         let (register_record, registry) = measure_tx_type("register", ctx, |ctx| {
-            register::constrain(ctx, range, &env, slot, ty.register)
+            let (fields, registry) = register::constrain(ctx, range, &env, slot, ty.register);
+            (Record::new(ctx, gate, &poseidon, fields), registry)
         });
 
         // §6.3, §6.5: the signatures, in two lanes. Lane 0 checks the withdrawal (port 0's
@@ -536,29 +598,32 @@ pub fn build_batch(
         });
 
         // Public data (§10): one chain step per non-padding slot over the record of its type.
+        let records = [
+            deposit_record,
+            withdraw_record,
+            trade_record,
+            liquidation_record,
+            settle_record,
+            register_record,
+        ];
+        let flags = [
+            ty.deposit,
+            ty.withdraw,
+            ty.trade,
+            ty.liquidate,
+            ty.settle,
+            ty.register,
+        ];
         let record = gate.inner_product(
             ctx,
-            [
-                deposit_record,
-                withdraw_record,
-                trade_record,
-                liquidation_record,
-                settle_record,
-                register_record,
-            ],
-            [
-                ty.deposit,
-                ty.withdraw,
-                ty.trade,
-                ty.liquidate,
-                ty.settle,
-                ty.register,
-            ]
-            .map(halo2_base::QuantumCell::Existing),
+            records.iter().map(|r| r.hash),
+            flags.map(halo2_base::QuantumCell::Existing),
         );
         let next = poseidon.hash(ctx, gate, &[pubdata_tag, pubdata, record]);
         pubdata = gate.select(ctx, pubdata, next, ty.noop);
         series = registry;
+        data.slots
+            .push(flags.into_iter().zip(records.map(|r| r.fields)).collect());
     }
     // Every table entry written back once, chained from the old accounts root.
     let accounts_root = table.close(ctx, range, &poseidon, before.accounts_root);
@@ -577,7 +642,7 @@ pub fn build_batch(
     let new_root = after.root(ctx, gate, &poseidon);
     let batch_number = ctx.load_witness(Fr::from(w.batch_number));
     range.range_check(ctx, batch_number, 64);
-    vec![
+    let public = vec![
         old_root,
         new_root,
         pubdata,
@@ -586,5 +651,6 @@ pub fn build_batch(
         deposit_head,
         withdrawals,
         batch_number,
-    ]
+    ];
+    BatchCells { public, data }
 }

@@ -15,15 +15,15 @@ use super::SlotEnv;
 use crate::market::AssignedSeries;
 use crate::safe::Ranged;
 
-/// Constrains `slot` as a registration under `sel`; returns the hash of its public-data record
-/// (§10) and the registry after the slot (unchanged unless `sel`).
+/// Constrains `slot` as a registration under `sel`; returns the field form of its public-data
+/// record (§10) and the registry after the slot (unchanged unless `sel`).
 pub(super) fn constrain(
     ctx: &mut Context<Fr>,
     range: &RangeChip<Fr>,
     env: &SlotEnv<'_>,
     slot: &SlotWitness,
     sel: AssignedValue<Fr>,
-) -> (AssignedValue<Fr>, Vec<AssignedSeries>) {
+) -> (Vec<AssignedValue<Fr>>, Vec<AssignedSeries>) {
     let gate = range.gate();
     let (u, strike, expiry, kind, cs) = match &slot.tx {
         Some(Tx::RegisterSeries(r)) => (
@@ -118,17 +118,13 @@ pub(super) fn constrain(
         .collect();
 
     let kind_tag = ctx.load_constant(Fr::from(u64::from(record::REGISTER)));
-    let record = env.poseidon.hash(
-        ctx,
-        gate,
-        &[
-            kind_tag,
-            underlying.cell(),
-            strike.cell(),
-            expiry.cell(),
-            is_put,
-            contract_size.cell(),
-        ],
-    );
+    let record = vec![
+        kind_tag,
+        underlying.cell(),
+        strike.cell(),
+        expiry.cell(),
+        is_put,
+        contract_size.cell(),
+    ];
     (record, next)
 }

@@ -38,6 +38,8 @@ pub(super) struct TickLane {
     pub(super) pubdata: AssignedValue<Fr>,
     /// The tick commitment (public input 3; 0 without a tick).
     pub(super) commitment: AssignedValue<Fr>,
+    /// Whether the lane holds a tick, and the fixed tick form its record hashes (§10).
+    pub(super) record: (AssignedValue<Fr>, Vec<AssignedValue<Fr>>),
 }
 
 /// Inputs of the lane that come from the rest of the batch circuit.
@@ -404,5 +406,6 @@ pub(super) fn constrain(
         underlyings: new_unds,
         pubdata,
         commitment,
+        record: (active, form),
     }
 }

@@ -56,8 +56,8 @@ fn idle_order() -> Order {
     }
 }
 
-/// Constrains slot `slot` as a trade under `sel` and returns the hash of its public-data record
-/// (§10) and the messages of its buy and sell orders (§6.5), computed whatever the type (the
+/// Constrains slot `slot` as a trade under `sel` and returns the field form of its public-data
+/// record (§10) and the messages of its buy and sell orders (§6.5), computed whatever the type (the
 /// caller selects them).
 pub(super) fn constrain(
     ctx: &mut Context<Fr>,
@@ -67,7 +67,7 @@ pub(super) fn constrain(
     ports: &[AssignedPort],
     margins: &PortMargins,
     sel: AssignedValue<Fr>,
-) -> (AssignedValue<Fr>, [AssignedValue<Fr>; 2]) {
+) -> (Vec<AssignedValue<Fr>>, [AssignedValue<Fr>; 2]) {
     let gate = range.gate();
     let idle = Trade {
         buy: idle_order(),
@@ -214,8 +214,7 @@ pub(super) fn constrain(
         signed.extend(order);
         messages.push(env.poseidon.hash(ctx, gate, &signed));
     }
-    let record = env.poseidon.hash(ctx, gate, &fields);
-    (record, [messages[0], messages[1]])
+    (fields, [messages[0], messages[1]])
 }
 
 /// §4.4: records a fill of `size` on `order` in its slot of `port`'s order subtree, under `sel`.
