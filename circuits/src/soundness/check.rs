@@ -27,6 +27,7 @@ use halo2_base::halo2_proofs::plonk::Assigned;
 use halo2_base::ContextCell;
 
 use crate::pow5::HashingCircuit;
+use Unsatisfied::Unsupported;
 
 /// The first constraint [`check`] found violated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -145,8 +146,6 @@ pub fn check(circuit: &HashingCircuit) -> Result<(), Unsatisfied> {
     }
     Ok(())
 }
-
-use Unsatisfied::Unsupported;
 
 /// Whether `v < 2^bits` as an integer.
 fn below_pow2(v: &Fr, bits: usize) -> bool {
