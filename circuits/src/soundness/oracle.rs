@@ -33,13 +33,6 @@ pub enum Verdict {
     Forgery(String),
 }
 
-impl Verdict {
-    /// Whether this is a [`Verdict::Forgery`].
-    pub fn is_forgery(&self) -> bool {
-        matches!(self, Verdict::Forgery(_))
-    }
-}
-
 /// The public data a circuit committed, as its cells hold it
 /// ([`PublicDataCells`](crate::batch::PublicDataCells)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
