@@ -36,6 +36,16 @@ contract CollarSettlement {
     address public immutable verifier;
     /// Accounts are `< 2^accountDepth` (§4.1, §4.8).
     uint256 public immutable accountDepth;
+    /// The length in bytes of every proof for `verifier` (fixed by its verifying key). The
+    /// generated verifier reads fixed calldata offsets and ignores bytes after the proof.
+    uint256 public immutable proofLength;
+    /// The proof's evaluations (scalars) are the 32-byte words in `[proofScalarsFrom,
+    /// proofScalarsTo)`. The generated verifier reduces them modulo `p`, so each must be below
+    /// `p` here: with the length check and the verifier's own point checks (`x, y < q`, on the
+    /// curve), a proof has one byte string.
+    uint256 public immutable proofScalarsFrom;
+    /// End (exclusive) of the proof's scalar words; see `proofScalarsFrom`.
+    uint256 public immutable proofScalarsTo;
 
     /// The current state root (§4.9).
     uint256 public stateRoot;
@@ -94,6 +104,10 @@ contract CollarSettlement {
     error UnknownDepositHead(uint256 countAfter, uint256 head);
     /// The withdrawals given do not hash to the batch's withdrawals commitment.
     error WithdrawalsMismatch(uint256 expected, uint256 computed);
+    /// The proof is not `proofLength` bytes long.
+    error WrongProofLength(uint256 expected, uint256 got);
+    /// The scalar word at byte `offset` of the proof is not a canonical field element (`>= p`).
+    error NonCanonicalProofScalar(uint256 offset);
     /// The verifier rejected the proof.
     error InvalidProof();
     /// Not an unpaid withdrawal of an accepted batch.
@@ -104,15 +118,32 @@ contract CollarSettlement {
     /// @param verifier_ the batch verifier contract (must have code).
     /// @param accountDepth_ the deployment's `account_depth` (§4.8), at most 32.
     /// @param genesisRoot the state root of the genesis state (§4.10), canonical.
-    constructor(address verifier_, uint256 accountDepth_, uint256 genesisRoot) {
+    /// @param proofLength_ the length of the verifier's proofs; `proofScalarsFrom_` and
+    /// `proofScalarsTo_` bound their scalar words (`collar_verifier::evm::verifier_sol::ProofLayout`).
+    constructor(
+        address verifier_,
+        uint256 accountDepth_,
+        uint256 genesisRoot,
+        uint256 proofLength_,
+        uint256 proofScalarsFrom_,
+        uint256 proofScalarsTo_
+    ) {
         // A call to an address without code succeeds and returns nothing: with no verifier
         // there, every proof would pass.
         require(verifier_.code.length != 0, "verifier has no code");
         require(accountDepth_ >= 2 && accountDepth_ <= 32, "account depth");
         require(genesisRoot < CollarPoseidon.P, "genesis root");
+        require(
+            proofScalarsFrom_ <= proofScalarsTo_ && proofScalarsTo_ <= proofLength_
+                && (proofScalarsTo_ - proofScalarsFrom_) % 32 == 0,
+            "proof layout"
+        );
         verifier = verifier_;
         accountDepth = accountDepth_;
         stateRoot = genesisRoot;
+        proofLength = proofLength_;
+        proofScalarsFrom = proofScalarsFrom_;
+        proofScalarsTo = proofScalarsTo_;
     }
 
     /// Queues a deposit of `msg.value` wei to `account`, bound to `pubkey` if the account does
@@ -173,6 +204,10 @@ contract CollarSettlement {
             );
         }
         if (w != publicInputs[6]) revert WithdrawalsMismatch(publicInputs[6], w);
+        if (proof.length != proofLength) revert WrongProofLength(proofLength, proof.length);
+        for (uint256 o = proofScalarsFrom; o < proofScalarsTo; o += 32) {
+            if (uint256(bytes32(proof[o:o + 32])) >= CollarPoseidon.P) revert NonCanonicalProofScalar(o);
+        }
         (bool ok,) = verifier.staticcall(abi.encodePacked(publicInputs, proof));
         if (!ok) revert InvalidProof();
 

@@ -19,6 +19,7 @@ pub const INSURANCE_FUND: u64 = 1;
 /// One position slot: a series and a signed size in contracts (short < 0). A slot with
 /// `size == 0` is empty and must hold `series == 0` (PROTOCOL.md §4.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Position {
     /// Series id.
     pub series: u32,
@@ -40,6 +41,7 @@ impl Position {
 
 /// An order slot: the id of the order occupying it and how much of it has filled (§4.4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrderSlot {
     /// Order id; the slot index is `order_id mod 2^order_slot_depth`.
     pub order_id: u64,
@@ -57,6 +59,7 @@ impl OrderSlot {
 
 /// One account (PROTOCOL.md §4.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Account {
     /// Grumpkin public key; zero for an account that does not exist.
     pub pubkey: PublicKey,

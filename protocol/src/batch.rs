@@ -27,6 +27,7 @@ pub const PUBLIC_INPUT_NAMES: [&str; 8] = [
 
 /// The public inputs of a batch proof, in instance order (PROTOCOL.md §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BatchPublicInputs {
     /// State root before the batch.
     #[serde(with = "crate::field::fr_hex")]
@@ -71,6 +72,7 @@ impl BatchPublicInputs {
 
 /// A batch executed with witnesses.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExecutedBatch {
     /// Public inputs.
     pub public_inputs: BatchPublicInputs,

@@ -18,6 +18,7 @@ pub fn ceil_bps(x: u128, bps: u64) -> u128 {
 
 /// Margin figures of one position (the intermediate values the circuit recomputes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PositionMargin {
     /// Series id.
     pub series: u32,
@@ -41,6 +42,7 @@ pub struct PositionMargin {
 
 /// An account's margin state (PROTOCOL.md §5.1, §5.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MarginSummary {
     /// Collateral.
     pub collateral: u64,

@@ -30,6 +30,7 @@ impl OptionKind {
 
 /// One registered option series (PROTOCOL.md §4.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Series {
     /// Index of the underlying.
     pub underlying: u32,
@@ -88,6 +89,7 @@ impl Series {
 
 /// An underlying: its configuration, latest accepted spot, and breaker state (§4.6, §9).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Underlying {
     /// Symbol, margin and breaker parameters.
     pub config: UnderlyingConfig,

@@ -152,6 +152,7 @@ mod fr_hex_vec {
 
 /// A membership (or, with `leaf = 0`, non-membership) proof of one leaf (PROTOCOL.md §4.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MerkleProof {
     /// Leaf index; bit `i` says whether the path node at level `i` is a right child.
     pub index: u64,
@@ -186,6 +187,7 @@ impl MerkleProof {
 /// The witness of one leaf write (PROTOCOL.md §4.1): the old and new leaf share their siblings,
 /// so one path proves both the old root and the new root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MerkleUpdate {
     /// Leaf index.
     pub index: u64,

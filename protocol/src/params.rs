@@ -49,6 +49,7 @@ pub fn check_bits(field: &'static str, value: u128, bits: u32) -> Result<(), Rej
 
 /// Shape and fee parameters fixed at genesis (PROTOCOL.md §4.8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProtocolParams {
     /// Deployment identifier, part of every signed message so signatures cannot be replayed
     /// on another deployment (§6.5). Default 1.
@@ -165,6 +166,7 @@ impl ProtocolParams {
 
 /// Standard-margin rates of one underlying, in bps (PROTOCOL.md §5.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MarginParams {
     /// Initial-margin spot rate for shorts (default 1500 = 15%).
     pub im_spot_bps: u64,
@@ -186,6 +188,7 @@ impl Default for MarginParams {
 
 /// Circuit-breaker settings of one underlying (PROTOCOL.md §9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BreakerParams {
     /// Trips when one tick moves spot by more than this many bps of the previous spot.
     pub max_move_bps: u64,
@@ -207,6 +210,7 @@ impl Default for BreakerParams {
 
 /// Genesis configuration of one underlying.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnderlyingConfig {
     /// Symbol, at most 31 ASCII bytes (hashed as a domain-tag-style field element).
     pub symbol: String,
@@ -256,6 +260,7 @@ impl UnderlyingConfig {
 
 /// Everything needed to build the genesis state (PROTOCOL.md §4.10).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Genesis {
     /// Shape and fee parameters.
     pub params: ProtocolParams,

@@ -73,6 +73,7 @@ pub enum SignatureError {
 /// Construction and deserialisation do not validate the point; [`PublicKey::to_affine`] (and so
 /// every verification) does. [`PublicKey::ZERO`] stands for "no key" (empty accounts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PublicKey {
     /// Affine x-coordinate.
     #[serde(with = "crate::field::fr_hex")]
@@ -229,6 +230,7 @@ impl From<SecretKey> for Keypair {
 /// non-canonical; verification rejects both (§6.3). In JSON, `rx`/`ry` are `0x`-hex field
 /// elements and `s` is `0x` followed by exactly 64 hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Signature {
     /// Affine x-coordinate of `R = k·G`.
     #[serde(with = "crate::field::fr_hex")]

@@ -28,6 +28,7 @@ use crate::tx::{
 
 /// A withdrawal emitted for L1 (PROTOCOL.md §7.2, §11).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WithdrawalRecord {
     /// Debited account.
     pub account: u64,
@@ -52,6 +53,7 @@ impl WithdrawalRecord {
 
 /// Prices accepted for one underlying in a tick (PROTOCOL.md §8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AcceptedPrice {
     /// Underlying index.
     pub underlying: u32,
@@ -104,6 +106,7 @@ pub fn tick_chain(
 
 /// A margin check performed by a rule, with the figures it compared (PROTOCOL.md §5.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MarginCheck {
     /// The account checked.
     pub account: u64,
@@ -115,6 +118,7 @@ pub struct MarginCheck {
 
 /// Everything a transaction changes, computed by [`State::check`] (PROTOCOL.md §7).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Effects {
     /// New value of each touched account, each once, in first-touch order.
     pub accounts: Vec<(u64, Account)>,
@@ -138,6 +142,7 @@ pub struct Effects {
 
 /// The preimage of the state root (PROTOCOL.md §4.9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateHeader {
     /// Root of the accounts tree.
     #[serde(with = "crate::field::fr_hex")]
@@ -183,6 +188,7 @@ impl StateHeader {
 
 /// One account write with its Merkle witness (PROTOCOL.md §4.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountUpdateWitness {
     /// Account id (leaf index).
     pub account: u64,
@@ -198,6 +204,7 @@ pub struct AccountUpdateWitness {
 
 /// What the circuit consumes for one transaction (PROTOCOL.md §11).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TxWitness {
     /// The transaction.
     pub tx: Tx,

@@ -84,6 +84,7 @@ pub mod tags {
 
 /// A deposit taken from the L1 deposit queue (PROTOCOL.md §7.1). Not signed: L1 authorised it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Deposit {
     /// Credited account; created bound to `pubkey` if it does not exist.
     pub account: u64,
@@ -109,6 +110,7 @@ impl Deposit {
 
 /// A signed withdrawal to an L1 address (PROTOCOL.md §7.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Withdraw {
     /// Debited account (the signer).
     pub account: u64,
@@ -136,6 +138,7 @@ impl Withdraw {
 
 /// A limit order, signed by its account (PROTOCOL.md §7.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Order {
     /// The signer.
     pub account: u64,
@@ -176,6 +179,7 @@ impl Order {
 
 /// A match of a buy and a sell order (PROTOCOL.md §7.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trade {
     /// The buy order.
     pub buy: Order,
@@ -189,6 +193,7 @@ pub struct Trade {
 
 /// A liquidator's signed order to take over part of a victim's position (PROTOCOL.md §7.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LiquidationOrder {
     /// The liquidator (signer).
     pub liquidator: u64,
@@ -222,6 +227,7 @@ impl LiquidationOrder {
 
 /// A liquidation: the liquidator's order and the size executed (PROTOCOL.md §7.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Liquidate {
     /// The signed order.
     pub order: LiquidationOrder,
@@ -231,6 +237,7 @@ pub struct Liquidate {
 
 /// Settles one account's position in an expired series (PROTOCOL.md §7.5). Unsigned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettleExpiry {
     /// The account.
     pub account: u64,
@@ -240,6 +247,7 @@ pub struct SettleExpiry {
 
 /// A mark quoted for one series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SeriesMark {
     /// Series id.
     pub series: u32,
@@ -249,6 +257,7 @@ pub struct SeriesMark {
 
 /// One oracle's signed report for one underlying (PROTOCOL.md §8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OracleReport {
     /// Index of the oracle in the registry (the signer).
     pub oracle: u32,
@@ -290,6 +299,7 @@ impl OracleReport {
 
 /// The reports of a quorum of oracles for one underlying (PROTOCOL.md §8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnderlyingTick {
     /// Underlying index.
     pub underlying: u32,
@@ -299,6 +309,7 @@ pub struct UnderlyingTick {
 
 /// An oracle tick: new prices for one or more underlyings at one time (PROTOCOL.md §7.6).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OracleTick {
     /// Tick time; strictly after the previous tick.
     pub timestamp: u64,
@@ -308,6 +319,7 @@ pub struct OracleTick {
 
 /// Operator registration of a new option series (PROTOCOL.md §7.7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterSeries {
     /// Underlying index.
     pub underlying: u32,
@@ -383,6 +395,26 @@ impl Tx {
         }
     }
 
+    /// The signers of [`Tx::signed_messages`], in the same order, without hashing the messages
+    /// (one per signature; none for the unsigned kinds).
+    pub fn signers(&self) -> Vec<Signer> {
+        match self {
+            Tx::Withdraw(w) => vec![Signer::Account(w.account)],
+            Tx::Trade(t) => vec![
+                Signer::Account(t.buy.account),
+                Signer::Account(t.sell.account),
+            ],
+            Tx::Liquidate(l) => vec![Signer::Account(l.order.liquidator)],
+            Tx::OracleTick(t) => t
+                .underlyings
+                .iter()
+                .flat_map(|u| u.reports.iter())
+                .map(|r| Signer::Oracle(r.oracle))
+                .collect(),
+            Tx::Deposit(_) | Tx::SettleExpiry(_) | Tx::RegisterSeries(_) => Vec::new(),
+        }
+    }
+
     /// Short name of the type, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -417,6 +449,7 @@ impl Tx {
 
 /// A transaction with the signatures over [`Tx::signed_messages`], in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedTx {
     /// The transaction.
     pub tx: Tx,

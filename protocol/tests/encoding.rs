@@ -1,12 +1,18 @@
-//! JSON (API) and public-data (§10) encodings: every transaction type round-trips, and bad bytes
-//! give typed errors.
+//! JSON (API) and public-data (§10) encodings: every transaction type round-trips, JSON with an
+//! unknown field anywhere is refused, and bad bytes give typed errors.
 
+use std::fmt::Debug;
+
+use collar_protocol::batch::BatchPublicInputs;
 use collar_protocol::field::Fr;
 use collar_protocol::pubdata::{self, PubdataError};
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::{OracleReport, OracleTick, SeriesMark, Side, UnderlyingTick};
 use collar_protocol::{OptionKind, ProtocolParams, SignedTx, Tx};
 use ff::Field;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 /// One signed instance of every transaction type.
 fn samples() -> Vec<SignedTx> {
@@ -54,6 +60,134 @@ fn json_round_trips_every_transaction_type() {
         );
         let back: SignedTx = serde_json::from_str(&json).unwrap();
         assert_eq!(&back, stx);
+    }
+}
+
+/// JSON pointers of every object in `v`, the root included, at any depth (through arrays too).
+fn object_pointers(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            out.push(at.to_string());
+            for (k, c) in m {
+                object_pointers(c, &format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                object_pointers(c, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Asserts that `value`'s canonical JSON parses back to it, and that the same JSON with an
+/// unknown field added to any one of its objects is refused naming that field. Returns the
+/// pointers of the objects so checked.
+fn rejects_unknown_fields_everywhere<T>(value: &T) -> Vec<String>
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let json = serde_json::to_string(value).unwrap();
+    assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value, "{json}");
+    let tree: Value = serde_json::from_str(&json).unwrap();
+    let mut pointers = Vec::new();
+    object_pointers(&tree, "", &mut pointers);
+    for p in &pointers {
+        let mut bad = tree.clone();
+        let object = bad.pointer_mut(p).unwrap().as_object_mut().unwrap();
+        object.insert("surplus".into(), Value::from(1));
+        let text = bad.to_string();
+        let err = serde_json::from_str::<T>(&text)
+            .expect_err(&format!("an unknown field at {p:?} was accepted: {text}"));
+        assert!(
+            err.to_string().contains("unknown field `surplus`"),
+            "at {p:?}: {err}"
+        );
+    }
+    pointers
+}
+
+/// Asserts that every pointer of `expected` is among those `checked`.
+fn covers(checked: &[String], expected: &[&str]) {
+    for e in expected {
+        assert!(checked.iter().any(|c| c == e), "{e:?} not in {checked:?}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_refused_at_every_level() {
+    // A signed trade: the envelope, the transaction (beside its `type` tag), both orders and
+    // both signatures.
+    let mut h = Harness::new(ProtocolParams::small(), 2);
+    let buy = h.order(2, 0, Side::Buy, 5_100, 7);
+    let sell = h.order(3, 0, Side::Sell, 4_900, 9);
+    let trade = h.trade(buy, sell, 5, 5_000);
+    covers(
+        &rejects_unknown_fields_everywhere(&trade),
+        &[
+            "",
+            "/tx",
+            "/tx/buy",
+            "/tx/sell",
+            "/signatures/0",
+            "/signatures/1",
+        ],
+    );
+    // A tick: the tick, each underlying, each report, each mark.
+    let tick = samples().pop().unwrap();
+    assert_eq!(tick.tx.kind(), "oracle_tick");
+    covers(
+        &rejects_unknown_fields_everywhere(&tick),
+        &[
+            "",
+            "/tx",
+            "/tx/underlyings/0",
+            "/tx/underlyings/0/reports/2",
+            "/tx/underlyings/0/reports/2/marks/1",
+            "/signatures/2",
+        ],
+    );
+    // Every other transaction type (a deposit's key among them), the bare transaction, the
+    // batch public inputs and the genesis a node reads.
+    for stx in samples() {
+        rejects_unknown_fields_everywhere(&stx);
+        rejects_unknown_fields_everywhere(&stx.tx);
+    }
+    let inputs = BatchPublicInputs {
+        old_root: Fr::from(1),
+        new_root: Fr::from(2),
+        pubdata_commitment: Fr::from(3),
+        tick_commitment: Fr::from(4),
+        deposit_head_before: Fr::from(5),
+        deposit_head_after: Fr::from(6),
+        withdrawals_commitment: Fr::from(7),
+        batch_number: 8,
+    };
+    covers(&rejects_unknown_fields_everywhere(&inputs), &[""]);
+    covers(
+        &rejects_unknown_fields_everywhere(&h.genesis),
+        &[
+            "",
+            "/params",
+            "/underlyings/0",
+            "/oracles/0",
+            "/fee_account_key",
+        ],
+    );
+}
+
+#[test]
+fn signers_are_those_of_the_signed_messages() {
+    for stx in samples() {
+        let from_messages: Vec<_> = stx
+            .tx
+            .signed_messages(1)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(stx.tx.signers(), from_messages, "{}", stx.tx.kind());
+        assert_eq!(stx.tx.signers().len(), stx.signatures.len());
     }
 }
 

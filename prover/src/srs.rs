@@ -14,8 +14,7 @@ use rand::SeedableRng;
 
 use crate::ProverError;
 
-/// Seed of the development SRS. Public, so its secret τ is public: **insecure**.
-pub const DEV_SRS_SEED: u64 = 42;
+pub use collar_verifier::DEV_SRS_SEED;
 
 /// Largest `k` an SRS may have (BN254's two-adicity).
 pub const MAX_SRS_K: u32 = 28;
@@ -97,6 +96,13 @@ impl Srs {
             tracing::info!(from = params.k(), to = k, "downsizing the ceremony SRS");
             params.downsize(k);
         }
+        let g0: G1Affine = params.get_g()[0];
+        SrsId::checked(SrsKind::Ceremony, &g0, &params.g2(), &params.s_g2()).map_err(|e| {
+            ProverError::Srs {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
         let srs = Self::from_params(params, SrsKind::Ceremony);
         tracing::info!(srs = %srs, path = %path.display(), "loaded SRS");
         Ok(srs)

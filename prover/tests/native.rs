@@ -212,9 +212,26 @@ fn keygen_cache_hits_and_misses_and_other_vk_is_rejected() {
         }
         e => panic!("{e}"),
     }
-    // ...and relabelling the artifact with that vk's hash does not make it verify.
+    // ...relabelling the artifact with that vk's hash alone leaves the other metadata wrong...
     let mut relabelled = f.artifact.clone();
     relabelled.set_vk_hash(other.vk_file().hash());
+    assert!(matches!(
+        verify(&relabelled, other.vk_file()),
+        Err(VerifyError::MetadataMismatch {
+            field: "circuit id",
+            ..
+        })
+    ));
+    // ...and relabelling it whole does not make the proof verify.
+    let relabelled = ProofArtifact::new(
+        other.circuit_id().to_owned(),
+        other.vk_file().hash(),
+        other.vk_file().srs(),
+        f.artifact.proof_system(),
+        *f.artifact.public_inputs(),
+        f.artifact.proof().to_vec(),
+    )
+    .unwrap();
     assert!(matches!(
         verify(&relabelled, other.vk_file()),
         Err(VerifyError::InvalidProof(_))
@@ -420,20 +437,43 @@ fn development_srs_is_labelled_everywhere() {
 
 #[test]
 fn ceremony_params_file_loads_and_downsizes() {
-    // A "ceremony" file in halo2's format, standing in for a real one: the dev SRS of k = 18
-    // written by `Srs::dev_cached` at k = 18 would take long; k = 10 → 8 shows the mechanics.
+    use halo2_base::halo2_proofs::halo2curves::bn256::Bn256;
+    use halo2_base::halo2_proofs::poly::commitment::ParamsProver;
+    use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
+    use rand::SeedableRng;
+
+    // A "ceremony" file in halo2's format, standing in for a real one: an SRS from another
+    // seed at k = 10 (a real one would be far larger) shows the mechanics of 10 → 8.
     let dir = tempfile::tempdir().unwrap();
-    let dev = Srs::dev_cached(10, dir.path()).unwrap();
-    let path = dir.path().join(Srs::dev_file_name(10));
+    let params = ParamsKZG::<Bn256>::setup(10, rand_chacha::ChaCha20Rng::seed_from_u64(7));
+    let path = dir.path().join("ceremony-k10.params");
+    let mut file = std::fs::File::create(&path).unwrap();
+    params
+        .write_custom(&mut file, halo2_base::halo2_proofs::SerdeFormat::RawBytes)
+        .unwrap();
+    drop(file);
     let loaded = Srs::load(&path, 8).unwrap();
     assert_eq!(loaded.k(), 8);
     assert_eq!(loaded.id().kind, SrsKind::Ceremony);
-    // Same τ, so the same digest: the identity does not depend on k.
-    assert_eq!(loaded.id().digest, dev.id().digest);
+    // The identity does not depend on k.
+    let id = collar_verifier::SrsId::new(
+        SrsKind::Ceremony,
+        &params.get_g()[0],
+        &params.g2(),
+        &params.s_g2(),
+    );
+    assert_eq!(loaded.id(), id);
     assert!(matches!(
         Srs::load(&path, 11),
         Err(ProverError::SrsTooSmall { have: 10, need: 11 })
     ));
+    // The development SRS, whose secret is public, is no ceremony's.
+    Srs::dev_cached(10, dir.path()).unwrap();
+    let dev = dir.path().join(Srs::dev_file_name(10));
+    match Srs::load(&dev, 8) {
+        Err(ProverError::Srs { reason, .. }) => assert!(reason.contains("INSECURE"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
     assert!(matches!(Srs::load(&path, 8), Err(ProverError::Srs { .. })));
@@ -617,4 +657,311 @@ fn keccak_artifacts_verify_natively_and_as_the_evm_verifier_would() {
         verify(&relabelled, vk_of(f)),
         Err(VerifyError::InvalidProof(_))
     ));
+}
+
+/// halo2's compressed points ignore bit 7 of their last byte (the infinity flag) unless
+/// `x = 0`: each point of a proof had a second encoding that verified. The verifier now reads
+/// every point and scalar canonically and names the first that is not.
+#[test]
+fn non_canonical_proof_encodings_are_rejected_by_name() {
+    use collar_verifier::{Element, NonCanonical};
+
+    let f = fixture();
+    let layout = verify(&f.artifact, vk_of(f)).unwrap().proof_layout;
+    let points: Vec<usize> = layout
+        .iter()
+        .filter(|(_, e)| *e == Element::Point)
+        .map(|(at, _)| *at)
+        .collect();
+    let scalars = layout.len() - points.len();
+    println!(
+        "batch-1 proof: {} bytes, {} points, {scalars} scalars",
+        f.artifact.proof().len(),
+        points.len()
+    );
+    assert!(!points.is_empty() && scalars > 0);
+    // Both a compressed point and a scalar take 32 bytes here.
+    assert_eq!(
+        layout.last().map(|(at, _)| at + 32),
+        Some(f.artifact.proof().len()),
+        "the layout covers the whole proof"
+    );
+    for &at in &points {
+        let mut bad = f.artifact.clone();
+        bad.proof_mut()[at + 31] |= 0x80;
+        match verify(&bad, vk_of(f)) {
+            Err(VerifyError::NonCanonicalProof(NonCanonical { offset, element })) => {
+                assert_eq!((offset, element), (at, Element::Point))
+            }
+            other => panic!("infinity flag on the point at byte {at}: {other:?}"),
+        }
+    }
+    // A scalar is little-endian: its top byte at 0xff puts it above the modulus.
+    for &(at, e) in &layout {
+        if e == Element::Scalar {
+            let mut bad = f.artifact.clone();
+            bad.proof_mut()[at + 31] = 0xff;
+            assert!(matches!(
+                verify(&bad, vk_of(f)),
+                Err(VerifyError::InvalidProof(_))
+            ));
+        }
+    }
+}
+
+/// Every field of an artifact is checked: the circuit id and SRS must be the key file's, whose
+/// hash the artifact names; text that cannot be printed safely is refused on reading.
+#[test]
+fn artifact_metadata_must_be_the_keys() {
+    use collar_verifier::SrsId;
+
+    let f = fixture();
+    let a = &f.artifact;
+    let with = |id: &str, srs: SrsId| {
+        ProofArtifact::new(
+            id.into(),
+            a.vk_hash(),
+            srs,
+            a.proof_system(),
+            *a.public_inputs(),
+            a.proof().to_vec(),
+        )
+    };
+    let srs = a.srs();
+    let long = "x".repeat(256);
+    for id in ["collar-batch-v4/other", long.as_str()] {
+        match verify(&with(id, srs).unwrap(), vk_of(f)) {
+            Err(VerifyError::MetadataMismatch { field, .. }) => assert_eq!(field, "circuit id"),
+            other => panic!("circuit id {id:?}: {other:?}"),
+        }
+    }
+    for id in ["", "two words", "bell\u{7}", "é"] {
+        assert_eq!(
+            with(id, srs).unwrap_err(),
+            FormatError::InvalidCircuitId,
+            "{id:?}"
+        );
+    }
+    let ceremony = SrsId {
+        kind: SrsKind::Ceremony,
+        ..srs
+    };
+    let zero = SrsId {
+        digest: [0; 32],
+        ..srs
+    };
+    for other in [ceremony, zero] {
+        match verify(&with(a.circuit_id(), other).unwrap(), vk_of(f)) {
+            Err(VerifyError::MetadataMismatch { field, .. }) => assert_eq!(field, "srs"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // What verification returns is the key file's, and the artifact's equals it.
+    let ok = verify(a, vk_of(f)).unwrap();
+    assert_eq!(
+        (ok.circuit_id.as_str(), ok.srs, ok.vk_hash),
+        (vk_of(f).circuit_id(), vk_of(f).srs(), vk_of(f).hash())
+    );
+    assert_eq!(
+        (a.circuit_id(), a.srs()),
+        (vk_of(f).circuit_id(), vk_of(f).srs())
+    );
+}
+
+/// A key file made on the development SRS cannot be relabelled a ceremony's: not by its kind
+/// byte alone, nor with a digest recomputed for the new label.
+#[test]
+fn a_development_key_relabelled_ceremony_is_refused() {
+    use collar_verifier::SrsId;
+
+    let f = fixture();
+    let vk = vk_of(f).to_bytes().to_vec();
+    let kind_at = 8 + 2 + 4 + vk_of(f).circuit_id().len();
+    assert_eq!(vk[kind_at], 0xde);
+    let mut relabelled = vk.clone();
+    relabelled[kind_at] = 0x01;
+    assert_eq!(
+        VerifyingKeyFile::from_bytes(&relabelled).unwrap_err(),
+        FormatError::MislabelledSrs
+    );
+    let (g0, g2, s_g2) = vk_of(f).kzg_points();
+    let forged = SrsId::new(SrsKind::Ceremony, &g0, &g2, &s_g2);
+    assert_ne!(
+        forged.digest,
+        vk_of(f).srs().digest,
+        "the digest covers the kind"
+    );
+    relabelled[kind_at + 1..kind_at + 33].copy_from_slice(&forged.digest);
+    assert_eq!(
+        VerifyingKeyFile::from_bytes(&relabelled).unwrap_err(),
+        FormatError::MislabelledSrs
+    );
+    assert_eq!(vk_of(f).srs(), SrsId::development());
+}
+
+/// What a bit-flip sweep saw.
+#[derive(Debug, Default)]
+struct Sweep {
+    tried: usize,
+    /// Rejections by the check that made them.
+    rejected: std::collections::BTreeMap<String, usize>,
+    /// `(byte, bit)` of every variant accepted.
+    accepted: Vec<(usize, u8)>,
+}
+
+impl Sweep {
+    fn reject(&mut self, why: impl Into<String>) {
+        *self.rejected.entry(why.into()).or_default() += 1;
+    }
+    fn report(&self, what: &str) {
+        let rejected: usize = self.rejected.values().sum();
+        println!(
+            "{what}: {} variants tried, {rejected} rejected {:?}, {} accepted {:?}",
+            self.tried,
+            self.rejected,
+            self.accepted.len(),
+            self.accepted
+        );
+    }
+}
+
+/// Flips each chosen bit of the artifact's binary encoding and verifies the result against the
+/// key file: every variant must be rejected (an accepted one would be a second encoding of a
+/// verified statement).
+fn sweep_artifact(f: &Fixture, bytes: impl Iterator<Item = usize>) -> Sweep {
+    let good = f.artifact.to_bytes();
+    let mut s = Sweep::default();
+    for at in bytes {
+        for bit in 0..8u8 {
+            let mut b = good.clone();
+            b[at] ^= 1 << bit;
+            s.tried += 1;
+            match ProofArtifact::from_bytes(&b) {
+                Err(_) => s.reject("malformed"),
+                Ok(a) => match verify(&a, vk_of(f)) {
+                    Err(e) => s.reject(e.check()),
+                    Ok(_) => s.accepted.push((at, bit)),
+                },
+            }
+        }
+    }
+    s
+}
+
+/// Flips each chosen bit of the key file. Each variant is tried twice: against the artifact as
+/// it is, and against the artifact rewritten to name the variant (its hash, circuit id and
+/// SRS), as an attacker holding both files would. Returns the two sweeps.
+fn sweep_vk(f: &Fixture, bytes: impl Iterator<Item = usize>) -> (Sweep, Sweep) {
+    let good = vk_of(f).to_bytes().to_vec();
+    let a = &f.artifact;
+    let (mut plain, mut repointed) = (Sweep::default(), Sweep::default());
+    for at in bytes {
+        for bit in 0..8u8 {
+            let mut b = good.clone();
+            b[at] ^= 1 << bit;
+            plain.tried += 1;
+            repointed.tried += 1;
+            let vk = match VerifyingKeyFile::from_bytes(&b) {
+                Err(_) => {
+                    plain.reject("malformed");
+                    repointed.reject("malformed");
+                    continue;
+                }
+                Ok(vk) => vk,
+            };
+            match verify(a, &vk) {
+                Err(e) => plain.reject(e.check()),
+                Ok(_) => plain.accepted.push((at, bit)),
+            }
+            let renamed = ProofArtifact::new(
+                vk.circuit_id().to_owned(),
+                vk.hash(),
+                vk.srs(),
+                a.proof_system(),
+                *a.public_inputs(),
+                a.proof().to_vec(),
+            )
+            .unwrap();
+            match verify(&renamed, &vk) {
+                Err(e) => repointed.reject(e.check()),
+                Ok(_) => repointed.accepted.push((at, bit)),
+            }
+        }
+    }
+    (plain, repointed)
+}
+
+/// The sweeps' verdicts: no artifact variant and no key variant verifies the original
+/// artifact. Rewriting the artifact to name a variant key (another vk hash) succeeds only where
+/// the variant differs in a field the halo2 key does not depend on: the circuit id, and the
+/// Pow5 capacity (which places the prover's chip rows; the constraint system is the same). Such
+/// a file is a relabelled copy of the same keys, told apart by its hash.
+fn assert_sweeps(artifact: &Sweep, plain: &Sweep, repointed: &Sweep) {
+    artifact.report("proof artifact");
+    plain.report("key file");
+    repointed.report("key file, artifact rewritten to name it");
+    assert!(artifact.tried > 0 && plain.tried > 0);
+    assert!(artifact.accepted.is_empty(), "{:?}", artifact.accepted);
+    assert!(plain.accepted.is_empty(), "{:?}", plain.accepted);
+    let f = fixture();
+    let id = 14..14 + vk_of(f).circuit_id().len();
+    // After the id: SRS kind and digest (33), k (4), one advice phase (4 + 4), fixed (4),
+    // three lookup phases (4 + 12), lookup bits (1 + 4), instance columns (4), hashing (1).
+    let capacity_at = id.end + 33 + 4 + 8 + 4 + 16 + 5 + 4 + 1;
+    let vk = vk_of(f).to_bytes();
+    assert_eq!(
+        u32::from_le_bytes(vk[capacity_at..capacity_at + 4].try_into().unwrap()) as usize,
+        vk_of(f).config().capacity,
+        "the Pow5 capacity's place in the key file"
+    );
+    let capacity = capacity_at..capacity_at + 4;
+    let (labels, other): (Vec<(usize, u8)>, Vec<(usize, u8)>) = repointed
+        .accepted
+        .iter()
+        .copied()
+        .partition(|(at, _)| id.contains(at) || capacity.contains(at));
+    println!(
+        "re-pointed variants accepted: {} in the circuit id or the Pow5 capacity, {} elsewhere",
+        labels.len(),
+        other.len()
+    );
+    assert!(other.is_empty(), "{other:?}");
+}
+
+/// The tamper sweep CI runs: every bit of every artifact byte outside the proof, of the last
+/// byte of every proof element (where the flag bits are) and of every 61st proof byte; every
+/// bit of the key file up to its halo2 key and of every 97th byte after. The full sweep is
+/// `tamper_sweep_full`.
+#[test]
+fn tamper_sweep_sampled() {
+    let f = fixture();
+    let layout = verify(&f.artifact, vk_of(f)).unwrap().proof_layout;
+    let total = f.artifact.to_bytes().len();
+    let proof_at = total - f.artifact.proof().len();
+    let mut bytes: std::collections::BTreeSet<usize> = (0..proof_at).collect();
+    bytes.extend(layout.iter().map(|(at, _)| proof_at + at + 31));
+    bytes.extend((proof_at..total).step_by(61));
+    let artifact = sweep_artifact(f, bytes.into_iter());
+
+    let vk_len = vk_of(f).to_bytes().len();
+    let halo2_at = vk_len
+        - vk_of(f)
+            .vk()
+            .to_bytes(halo2_base::halo2_proofs::SerdeFormat::RawBytes)
+            .len();
+    let vk_bytes = (0..halo2_at).chain((halo2_at..vk_len).step_by(97));
+    let (plain, repointed) = sweep_vk(f, vk_bytes);
+    assert_sweeps(&artifact, &plain, &repointed);
+}
+
+/// Every bit of every byte of the artifact and of the key file (about 30 minutes on two
+/// cores): `cargo test --release -p collar-prover --test native tamper_sweep_full -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "every bit of both files; run by hand (command in the doc comment)"]
+fn tamper_sweep_full() {
+    let f = fixture();
+    let artifact = sweep_artifact(f, 0..f.artifact.to_bytes().len());
+    let (plain, repointed) = sweep_vk(f, 0..vk_of(f).to_bytes().len());
+    assert_sweeps(&artifact, &plain, &repointed);
 }

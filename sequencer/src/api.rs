@@ -1,11 +1,25 @@
 //! The HTTP API (axum, JSON, under `/v1`), Prometheus `/metrics` and `/openapi.json`
 //! generated from these handlers by utoipa.
 //!
-//! Every error is JSON `{code, message}`: malformed JSON 400, wrong content type 415, a
-//! well-formed but invalid body or a protocol rejection 422 (the code names the rule), a reused
-//! idempotency key 409, a missing or wrong operator token 401, an oversize body 413, rate
-//! limiting 429 (with `Retry-After: 1`), an unconfirmed commit 503. Client input never yields a
-//! 500.
+//! Every error is JSON `{code, message}`: malformed JSON 400, a content type other than
+//! `application/json` (bare or `; charset=utf-8`) 415, a well-formed but invalid body (an
+//! unknown field at any level included) or a protocol rejection 422 (the code names the rule),
+//! a reused idempotency key 409, a missing or wrong operator token 401, an oversize body 413,
+//! rate limiting 429 (with `Retry-After: 1`), an unconfirmed commit 503. Client input never
+//! yields a 500.
+//!
+//! Idempotency: a submission may carry an `Idempotency-Key` header (1..=128 visible ASCII
+//! characters). The same payload sent again under it is answered with the stored receipt;
+//! another payload under it is 409 `idempotency_conflict`, answered only after that payload's
+//! signatures verify, so a forgery gets its 422 whether or not the key exists. Keys are scoped
+//! ([`crate::idempotency`]): on an operator kind (deposit, register_series, oracle_tick) to the
+//! operator, on a signed user transaction to the accounts that sign it, on a settlement (which
+//! anyone may send) to the settlements of its account, so one client can neither see nor
+//! reserve another's keys. Without the header the
+//! key is derived from the transaction (signer and nonce, tick time, or payload hash), except
+//! for a deposit: it must carry its L1 identity (e.g. its deposit-queue number) as its key, or
+//! it is refused with 400 `idempotency_key_required`, since two identical deposits are two
+//! deposits.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -31,10 +45,11 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::db::Db;
 use crate::error::SubmitError;
+use crate::idempotency::{derived_key, Scope};
 use crate::l1::{L1Feed, L1Status};
 use crate::metrics::Metrics;
 use crate::sequencer::{
-    derived_key, fr_hex, payload_hash, rejection_code, Receipt, SequencerHandle, Submission,
+    fr_hex, payload_hash, rejection_code, Receipt, SequencerHandle, Submission,
 };
 
 /// A typed JSON error.
@@ -378,24 +393,53 @@ fn is_operator_kind(tx: &Tx) -> bool {
     )
 }
 
-/// The JSON body of a request: 415 unless `application/json`, 413 over the size limit, 400 if
-/// malformed, 422 if well-formed but not `what`.
+/// Whether the content type `ct` is `application/json` with no parameter or with only
+/// `charset=utf-8` (names and values case-insensitive, the value quoted or not). JSON is UTF-8
+/// (RFC 8259 §8.1): a body declared in another charset would be read as something it is not.
+fn is_json_utf8(ct: &str) -> bool {
+    let mut parts = ct.split(';');
+    let mime = parts.next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    match (parts.next(), parts.next()) {
+        (None, _) => true,
+        (Some(param), None) => param.split_once('=').is_some_and(|(name, value)| {
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+        }),
+        _ => false,
+    }
+}
+
+/// The JSON body of a request: 415 unless `application/json` (bare or `; charset=utf-8`), 413
+/// over the size limit, 400 if malformed, 422 if well-formed but not `what` (an unknown field
+/// at any level included).
 fn json_body<T: serde::de::DeserializeOwned>(
     st: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     what: &str,
 ) -> Result<T, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/json") {
+    let ct = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    if !ct
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .is_some_and(is_json_utf8)
+    {
+        let given = match ct {
+            Some(v) => format!("got {:?}", String::from_utf8_lossy(v)),
+            None => "got none".to_string(),
+        };
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("expected Content-Type: application/json, got {ct:?}"),
+            format!(
+                "expected Content-Type: application/json (optionally with charset=utf-8); {given}"
+            ),
         ));
     }
     let body = body.map_err(|e| {
@@ -463,9 +507,16 @@ async fn submit(
                     "Idempotency-Key must be 1..=128 visible ASCII characters",
                 )
             })?;
-            format!("client:{k}")
+            Scope::of(&stx.tx).key(k)
         }
-        None => derived_key(&stx, &hash),
+        None => derived_key(&stx, &hash).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                "a deposit needs an Idempotency-Key naming it on L1 (e.g. its deposit-queue \
+                 number): nothing in its payload tells two identical deposits apart",
+            )
+        })?,
     };
     let (tx, rx) = oneshot::channel();
     st.seq
@@ -483,19 +534,34 @@ async fn submit(
     Ok(Json(r))
 }
 
+/// What the `Idempotency-Key` header means on a route taking any kind.
+macro_rules! key_doc {
+    () => {
+        "Names the submission, so that it is applied at most once: the same payload sent again \
+         under it gets the stored receipt, another payload 409 `idempotency_conflict` (answered \
+         only once that payload's signatures verify). Keys are scoped: on a user transaction to \
+         the accounts that sign it, on a settlement to its account's settlements, on an operator kind to the \
+         operator; the same key in two scopes names two submissions. 1..=128 visible ASCII \
+         characters. Without it the key is derived from the transaction (signer and nonce for a \
+         withdrawal or liquidation, time for a tick, else the payload); a deposit must carry one."
+    };
+}
+
 macro_rules! submit_route {
-    ($name:ident, $path:literal, $route:expr, $doc:literal) => {
+    ($name:ident, $path:literal, $route:expr, $doc:literal,
+        key($key_ty:ty, $key_doc:expr), bad_request = $bad:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path,
+            params(("Idempotency-Key" = $key_ty, Header, description = $key_doc)),
             request_body(content = SignedTxDoc, content_type = "application/json"),
             responses(
                 (status = 200, description = "Committed (or the same payload resubmitted)", body = Receipt),
-                (status = 400, description = "Malformed JSON", body = ErrorBody),
+                (status = 400, description = $bad, body = ErrorBody),
                 (status = 401, description = "Operator token missing or wrong", body = ErrorBody),
-                (status = 409, description = "Idempotency key reused with another payload", body = ErrorBody),
+                (status = 409, description = "Idempotency key reused in its scope with another payload (`idempotency_conflict`)", body = ErrorBody),
                 (status = 413, description = "Body too large", body = ErrorBody),
-                (status = 415, description = "Not application/json", body = ErrorBody),
-                (status = 422, description = "Rejected by the protocol rules; code names the rule", body = ErrorBody),
+                (status = 415, description = "Not `application/json` (bare or `; charset=utf-8`)", body = ErrorBody),
+                (status = 422, description = "Rejected by the protocol rules or the signatures (the code names the rule), or not a transaction of this route: `invalid_body` (an unknown field at any level included), `wrong_kind`", body = ErrorBody),
                 (status = 429, description = "Rate limited: the per-client or the overall limit (the message says which)", body = ErrorBody,
                     headers(("Retry-After" = u32, description = "Seconds to wait before retrying (1)"))),
                 (status = 503, description = "Not committed; retry the same payload", body = ErrorBody),
@@ -509,13 +575,19 @@ macro_rules! submit_route {
             submit(&st, peer, &headers, body, $route).await
         }
     };
+    ($name:ident, $path:literal, $route:expr, $doc:literal) => {
+        submit_route!($name, $path, $route, $doc, key(Option<String>, key_doc!()),
+            bad_request = "Malformed JSON (`malformed_json`) or a bad Idempotency-Key (`bad_idempotency_key`)");
+    };
 }
 
 submit_route!(
     post_transaction,
     "/v1/transactions",
     Route::AnyUser,
-    "Submits any signed transaction (operator kinds need the operator token)."
+    "Submits any signed transaction (operator kinds need the operator token; a deposit needs an `Idempotency-Key`).",
+    key(Option<String>, key_doc!()),
+    bad_request = "Malformed JSON (`malformed_json`), a bad Idempotency-Key (`bad_idempotency_key`), or a deposit without one (`idempotency_key_required`)"
 );
 submit_route!(
     post_trade,
@@ -545,7 +617,9 @@ submit_route!(
     post_deposit,
     "/v1/operator/deposits",
     Route::Operator("deposit"),
-    "Operator: credits a deposit from the L1 queue, on a node without an L1 (with one, deposits come from the settlement contract's events and this route answers 403 `l1_deposits_only`)."
+    "Operator: credits a deposit from the L1 queue, on a node without an L1 (with one, deposits come from the settlement contract's events and this route answers 403 `l1_deposits_only`). The deposit must carry its L1 identity as `Idempotency-Key`.",
+    key(String, "Required: the deposit's identity on L1, e.g. its deposit-queue number. Two identical deposits under different keys are credited twice; the same deposit sent again under its key gets the stored receipt, another payload under it 409. Recorded in the operator's scope."),
+    bad_request = "Malformed JSON (`malformed_json`), a bad Idempotency-Key (`bad_idempotency_key`), or none (`idempotency_key_required`)"
 );
 submit_route!(
     post_series,
@@ -1009,6 +1083,34 @@ mod tests {
             Peer::from_request_parts(&mut parts, &()).await,
             Ok(Peer(ip("127.0.0.2")))
         );
+    }
+
+    #[test]
+    fn only_utf8_json_is_json() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+            " application/json ; Charset = utf-8 ",
+        ] {
+            assert!(is_json_utf8(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "text/plain",
+            "application/jsonx",
+            "application/json; charset=utf-16",
+            "application/json; charset=\"utf-16\"",
+            "application/json; charset=\"utf-8",
+            "application/json; charset=utf-8; q=1",
+            "application/json;",
+            "application/json; utf-8",
+            "application/json; version=1",
+        ] {
+            assert!(!is_json_utf8(bad), "{bad:?}");
+        }
     }
 
     #[test]

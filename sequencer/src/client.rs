@@ -53,8 +53,23 @@ impl Client {
     /// # Errors
     /// Transport failures only; HTTP errors come back as a [`Reply`].
     pub async fn submit(&self, path: &str, stx: &SignedTx) -> Result<Reply, reqwest::Error> {
+        self.submit_with_key(path, stx, None).await
+    }
+
+    /// POSTs `stx` as JSON to `path`, under `Idempotency-Key: key` if one is given. A deposit
+    /// needs one: its identity on L1 (e.g. its deposit-queue number), since two identical
+    /// deposits are two deposits.
+    ///
+    /// # Errors
+    /// Transport failures only; HTTP errors come back as a [`Reply`].
+    pub async fn submit_with_key(
+        &self,
+        path: &str,
+        stx: &SignedTx,
+        key: Option<&str>,
+    ) -> Result<Reply, reqwest::Error> {
         let body = serde_json::to_vec(stx).expect("signed transactions serialise");
-        self.post_raw(path, body, "application/json", None).await
+        self.post_raw(path, body, "application/json", key).await
     }
 
     /// POSTs raw bytes with a content type and optional idempotency key.

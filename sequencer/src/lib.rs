@@ -11,6 +11,7 @@ pub mod api;
 pub mod client;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod l1;
 pub mod metrics;
 pub mod node;

@@ -42,7 +42,8 @@ pub struct NodeConfig {
 /// Where a node's deposits come from.
 #[derive(Clone, Debug, Default)]
 pub enum L1Config {
-    /// No L1: the operator submits deposits (`POST /v1/operator/deposits`).
+    /// No L1: the operator submits deposits (`POST /v1/operator/deposits`), each under an
+    /// `Idempotency-Key` naming it on L1 (see [`crate::idempotency`]).
     #[default]
     Operator,
     /// The devnet settlement contract, in process ([`L1Feed`]): deposits are read from its

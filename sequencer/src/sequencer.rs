@@ -1,10 +1,11 @@
 //! The sequencer: a two-stage pipeline. The verification stage takes submissions in groups and
 //! checks their signatures (one batched MSM per thread) while the sequencer task, the one owner
-//! of the live [`State`], handles the previous group: it checks idempotency, verifies one by one
-//! whatever the first stage could not vouch for, applies the rules, writes the whole group and
-//! any sealed batch in one database transaction, and only then replies. A failed commit replies
-//! 503 to the group and rebuilds the state from the log, so memory never runs ahead of what is
-//! durable.
+//! of the live [`State`], handles the previous group: it answers resubmissions of accepted
+//! payloads, verifies one by one whatever the first stage could not vouch for, refuses another
+//! payload under a used idempotency key once its signatures hold, applies the rules, writes the
+//! whole group and any sealed batch in one database transaction, and only then replies. A
+//! failed commit replies 503 to the group and rebuilds the state from the log, so memory never
+//! runs ahead of what is durable.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,6 +40,7 @@ pub fn payload_hash(payload: &str) -> String {
 
 /// The reply to an accepted transaction, stored with it and returned verbatim on resubmission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// Position in the global order (1-based).
     pub seq: u64,
@@ -88,7 +90,8 @@ pub struct Submission {
     pub payload: String,
     /// SHA-256 of `payload`.
     pub payload_hash: String,
-    /// Idempotency key (header, or derived from the transaction).
+    /// Idempotency key: a client's key in its scope, or one derived from the transaction
+    /// (see [`crate::idempotency`]).
     pub idem_key: String,
     /// Where the reply goes.
     pub reply: oneshot::Sender<Result<Receipt, SubmitError>>,
@@ -161,18 +164,6 @@ impl SequencerHandle {
     /// The genesis the state was built from.
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
-    }
-}
-
-/// The idempotency key of a transaction when the client gives none: nonce-bearing kinds use
-/// their signer and nonce (so a different payload reusing them is a conflict, 409), oracle
-/// ticks their timestamp, everything else the payload hash.
-pub fn derived_key(stx: &SignedTx, payload_hash: &str) -> String {
-    match &stx.tx {
-        Tx::Withdraw(w) => format!("withdraw:{}:{}", w.account, w.nonce),
-        Tx::Liquidate(l) => format!("liquidate:{}:{}", l.order.liquidator, l.order.nonce),
-        Tx::OracleTick(t) => format!("tick:{}", t.timestamp),
-        _ => format!("payload:{payload_hash}"),
     }
 }
 
@@ -549,8 +540,8 @@ impl Task {
         let started = Instant::now();
         let n = group.len();
         let (group, checked): (Vec<Submission>, Vec<Option<u64>>) = group.into_iter().unzip();
-        // Sequentially: idempotency, signatures where the verification stage could not vouch
-        // for them in this epoch, rules; apply on success.
+        // Sequentially: replays of an accepted payload, signatures where the verification
+        // stage could not vouch for them in this epoch, key conflicts, rules; apply on success.
         let mut outcomes = Vec::with_capacity(n);
         let mut rows = Vec::new();
         let mut seals = Vec::new();
@@ -560,18 +551,14 @@ impl Task {
             let shared = Arc::clone(&self.live);
             let mut live = shared.lock().unwrap_or_else(|e| e.into_inner());
             for (i, s) in group.iter().enumerate() {
-                if let Some((hash, reply)) = self.idem.get(&s.idem_key) {
-                    outcomes.push(if *hash == s.payload_hash {
-                        if pending_keys.contains_key(&s.idem_key) {
-                            // Accepted earlier in this very group: answer after the commit.
-                            Outcome::Accept(serde_json::from_str(reply).expect("own receipt JSON"))
-                        } else {
-                            Outcome::Replay(reply.clone())
-                        }
+                // The same payload again: its stored receipt (it was verified when accepted).
+                let stored = self.idem.get(&s.idem_key);
+                if let Some((_, reply)) = stored.filter(|(hash, _)| *hash == s.payload_hash) {
+                    outcomes.push(if pending_keys.contains_key(&s.idem_key) {
+                        // Accepted earlier in this very group: answer after the commit.
+                        Outcome::Accept(serde_json::from_str(reply).expect("own receipt JSON"))
                     } else {
-                        Outcome::Refuse(SubmitError::Conflict {
-                            key: s.idem_key.clone(),
-                        })
+                        Outcome::Replay(reply.clone())
                     });
                     continue;
                 }
@@ -580,6 +567,15 @@ impl Task {
                         outcomes.push(Outcome::Refuse(SubmitError::Rejected(e)));
                         continue;
                     }
+                }
+                // Another payload under a used key is a conflict, but only once its signatures
+                // hold: a forgery gets the same refusal whether or not the key exists, so no
+                // one learns another account's keys.
+                if self.idem.contains_key(&s.idem_key) {
+                    outcomes.push(Outcome::Refuse(SubmitError::Conflict {
+                        key: s.idem_key.clone(),
+                    }));
+                    continue;
                 }
                 // A tick opens its batch (the circuit's tick lane, §11), and a transaction that
                 // would overflow the provers' account table opens the next one: what is open

@@ -131,10 +131,20 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// One transaction to submit: its endpoint, the transaction and the idempotency key it is
+/// sent under (a deposit's number in the queue; `None` for the key the node derives).
+type Item = (&'static str, SignedTx, Option<String>);
+
+/// Sends `item` once.
+async fn send(c: &Client, item: &Item) -> Result<Reply, reqwest::Error> {
+    let (path, stx, key) = item;
+    c.submit_with_key(path, stx, key.as_deref()).await
+}
+
 /// Transactions to submit, in order, with the harness that applied them without any crash.
 struct Workload {
-    /// `(endpoint, transaction)` in submission order.
-    txs: Vec<(&'static str, SignedTx)>,
+    /// The transactions in submission order.
+    txs: Vec<Item>,
     /// The state root after all of `txs` applied in order without any crash, hex.
     root: String,
 }
@@ -145,16 +155,17 @@ fn workload(accounts: u64) -> Workload {
     let mut h = harness();
     let mut txs = Vec::new();
     for a in 2..2 + accounts {
-        txs.push(("/v1/operator/deposits", h.deposit(a, 1_000 + a)));
+        let key = format!("deposit-{}", a - 1);
+        txs.push(("/v1/operator/deposits", h.deposit(a, 1_000 + a), Some(key)));
     }
     let mut model = harness();
-    for (_, d) in &txs {
+    for (_, d, _) in &txs {
         model.accept(d);
     }
     for a in 2..2 + accounts {
         let w = model.withdraw(a, 7);
         model.accept(&w);
-        txs.push(("/v1/withdrawals", w));
+        txs.push(("/v1/withdrawals", w, None));
     }
     Workload {
         txs,
@@ -202,7 +213,7 @@ async fn check_log(url: &str, work: &Workload, receipts: &[serde_json::Value]) -
     let expected: Vec<String> = work
         .txs
         .iter()
-        .map(|(_, stx)| serde_json::to_string(stx).unwrap())
+        .map(|(_, stx, _)| serde_json::to_string(stx).unwrap())
         .collect();
     let lost = expected
         .iter()
@@ -265,7 +276,7 @@ async fn crash_run(engine: Engine) {
     let mut kills = 0;
     let mut receipts = Vec::new();
     let started = Instant::now();
-    for (i, (path, stx)) in work.txs.iter().enumerate() {
+    for (i, item) in work.txs.iter().enumerate() {
         let mut first = true;
         loop {
             assert!(
@@ -273,8 +284,8 @@ async fn crash_run(engine: Engine) {
                 "crash test stalled"
             );
             let reply = if first && points.contains(&i) {
-                let (c2, p2, s2) = (c.clone(), path.to_string(), stx.clone());
-                let inflight = tokio::spawn(async move { c2.submit(&p2, &s2).await });
+                let (c2, item2) = (c.clone(), item.clone());
+                let inflight = tokio::spawn(async move { send(&c2, &item2).await });
                 tokio::time::sleep(Duration::from_micros(rng.gen_range(0..4_000))).await;
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
@@ -282,7 +293,7 @@ async fn crash_run(engine: Engine) {
                 child = spawn_node(&tdb.url, port, 5, 50, None);
                 inflight.await.unwrap()
             } else {
-                c.submit(path, stx).await
+                send(&c, item).await
             };
             first = false;
             match acknowledged(reply) {
@@ -414,7 +425,7 @@ async fn sigkill_while_crediting_l1_deposits_sqlite() {
     let work = Workload {
         txs: deposits
             .into_iter()
-            .map(|d| ("/v1/l1/deposits", d))
+            .map(|d| ("/v1/l1/deposits", d, None))
             .collect(),
         root: fr_hex(&model.state.root()),
     };
@@ -525,7 +536,9 @@ async fn prover_sigkill_mid_proof_postgres() {
         let d = h.deposit(a, amount);
         loop {
             assert!(started.elapsed() < Duration::from_secs(60), "node never up");
-            if acknowledged(c.submit("/v1/operator/deposits", &d).await).is_ok() {
+            let key = deposit_key(&h);
+            let sent = c.submit_with_key("/v1/operator/deposits", &d, Some(&key));
+            if acknowledged(sent.await).is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await; // still starting
@@ -792,7 +805,7 @@ async fn postgres_restart_under_load() {
     let mut longest_gap = Duration::ZERO; // between consecutive 2xx, from the restart on
     let mut receipts = Vec::new();
     let started = Instant::now();
-    for (i, (path, stx)) in work.txs.iter().enumerate() {
+    for (i, item) in work.txs.iter().enumerate() {
         if i == restart_at {
             let cl = cluster.clone();
             restart_began = Some(Instant::now());
@@ -814,7 +827,7 @@ async fn postgres_restart_under_load() {
                 server_up = Some(Instant::now());
             }
             let up_before_send = server_up.is_some();
-            match acknowledged(c.submit(path, stx).await) {
+            match acknowledged(send(&c, item).await) {
                 Ok(body) => {
                     receipts.push(body);
                     if restart_began.is_some() {

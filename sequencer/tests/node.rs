@@ -1,6 +1,7 @@
 //! Integration tests of the node over HTTP, against SQLite and the real Postgres on
-//! 127.0.0.1:5432 (each test creates and drops its own database): submission, idempotency,
-//! conflicts, typed errors with nothing written on rejection, batching by size and time,
+//! 127.0.0.1:5432 (each test creates and drops its own database): submission, idempotency
+//! (deposits named by their keys, keys scoped per signer), conflicts, typed errors with nothing
+//! written on rejection, strict content types and bodies, batching by size and time,
 //! restart by replay, job leases and retries, workers sharing the queue, and deposits read from
 //! the devnet settlement contract's events.
 
@@ -42,6 +43,8 @@ both!(job_lease_expiry_and_retry);
 both!(workers_share_the_queue);
 both!(deposits_come_from_the_settlement_contract);
 both!(signatures_checked_ahead_of_the_sequencer);
+both!(each_deposit_is_named_by_its_key);
+both!(idempotency_keys_are_scoped);
 
 async fn tx_count(db: &Db) -> i64 {
     db.tx_count().await.unwrap()
@@ -52,12 +55,13 @@ async fn submit_idempotency_and_errors(engine: Engine) {
     let mut h = harness();
     let (node, c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
 
-    // Deposit (operator): 200 with a receipt; the same payload again: the same reply.
+    // Deposit (operator, under its queue number): 200 with a receipt; the same payload under
+    // the same key again: the same reply.
     let dep = h.deposit(2, 1_000_000);
-    let r1 = c.submit("/v1/operator/deposits", &dep).await.unwrap();
+    let r1 = submit_deposit(&c, &dep, "deposit-1").await;
     assert_eq!(r1.status, 200, "{}", r1.body);
     assert_eq!(r1.body["seq"], 1);
-    let r2 = c.submit("/v1/operator/deposits", &dep).await.unwrap();
+    let r2 = submit_deposit(&c, &dep, "deposit-1").await;
     assert_eq!((r2.status, &r2.body), (200, &r1.body));
     h.accept(&dep);
     assert_eq!(tx_count(&node.db).await, 1);
@@ -230,7 +234,7 @@ async fn batching_seal_and_restart(engine: Engine) {
     let (node, c) = start(cfg.clone()).await;
     for a in 2..9 {
         let d = h.deposit(a, 1_000 + a);
-        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        let r = submit_deposit(&c, &d, &deposit_key(&h)).await;
         assert_eq!(r.status, 200);
         h.accept(&d);
     }
@@ -282,7 +286,7 @@ async fn batching_seal_and_restart(engine: Engine) {
     assert_eq!(node.db.batches().await.unwrap().len(), 3);
     assert_eq!(node.db.job_counts().await.unwrap().queued, 3);
     let d = h.deposit(2, 1);
-    let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+    let r = submit_deposit(&c, &d, &deposit_key(&h)).await;
     assert_eq!(
         (r.body["seq"].as_u64(), r.body["batch"].as_u64()),
         (Some(8), Some(4))
@@ -320,7 +324,6 @@ async fn batches_seal_before_the_account_table_overflows(engine: Engine) {
     let (node, c) = start(cfg.clone()).await;
     // The fee account always counts: accounts 2, 3 and 4 fill the table; 5 opens batch 2.
     let mut deposits = Vec::new();
-    // Amounts differ, so that no deposit repeats an earlier one (idempotency).
     for (i, (a, batch)) in [(2, 1), (3, 1), (4, 1), (2, 1), (5, 2), (2, 2)]
         .into_iter()
         .enumerate()
@@ -369,10 +372,7 @@ async fn a_tick_opens_its_batch(engine: Engine) {
     let cfg = node_config(&tdb.url, &h, 3, 60_000);
     let (node, c) = start(cfg).await;
     let d = h.deposit(2, 1_000);
-    assert_eq!(
-        c.submit("/v1/operator/deposits", &d).await.unwrap().status,
-        200
-    );
+    assert_eq!(submit_deposit(&c, &d, &deposit_key(&h)).await.status, 200);
     h.accept(&d);
     let root_before_tick = collar_sequencer::sequencer::fr_hex(&h.state.root());
     let t = h.tick(10, &[(0, 100_000, vec![])]);
@@ -427,10 +427,7 @@ async fn sealed_batches(
     let (node, c) = start(node_config(&tdb.url, &h, 1, 60_000)).await;
     for a in 0..batches {
         let d = h.deposit(2 + a, 100);
-        assert_eq!(
-            c.submit("/v1/operator/deposits", &d).await.unwrap().status,
-            200
-        );
+        assert_eq!(submit_deposit(&c, &d, &deposit_key(&h)).await.status, 200);
         h.accept(&d);
     }
     (node, c, h)
@@ -481,14 +478,11 @@ async fn job_lease_expiry_and_retry(engine: Engine) {
     );
 
     // A job whose workers keep dying is given up after max attempts, with the reason recorded.
-    let d = {
+    let (d, key) = {
         let mut h = h;
-        h.deposit(9, 5)
+        (h.deposit(9, 5), deposit_key(&h))
     };
-    assert_eq!(
-        c.submit("/v1/operator/deposits", &d).await.unwrap().status,
-        200
-    );
+    assert_eq!(submit_deposit(&c, &d, &key).await.status, 200);
     for attempt in 1..=2 {
         let cl = db
             .claim_job(&format!("dying-{attempt}"), 50, 2)
@@ -570,7 +564,7 @@ async fn rate_limit_answers_429() {
     let mut statuses = Vec::new();
     for a in 2..8 {
         let d = h.deposit(a, 10);
-        let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+        let r = submit_deposit(&c, &d, &format!("deposit-to-{a}")).await;
         if r.status == 429 {
             assert_eq!(r.code(), "rate_limited");
             let msg = r.body["message"].as_str().unwrap();
@@ -604,14 +598,17 @@ fn client_from(local: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// Submits the deposit `stx` under `key` through `http`.
 async fn submit_from(
     http: &reqwest::Client,
     url: &str,
     stx: &collar_protocol::SignedTx,
+    key: &str,
 ) -> PeerReply {
     let r = http
         .post(format!("{url}/v1/operator/deposits"))
         .bearer_auth(TOKEN)
+        .header("idempotency-key", key)
         .json(stx)
         .send()
         .await
@@ -647,7 +644,7 @@ async fn client_rate_limit_is_per_peer_address() {
     let (mut ok, mut limited) = (0, 0);
     for a in 2..10 {
         let d = h.deposit(a, 10);
-        let r = submit_from(&noisy, &url, &d).await;
+        let r = submit_from(&noisy, &url, &d, &format!("deposit-to-{a}")).await;
         match r.status {
             200 => {
                 h.accept(&d);
@@ -668,7 +665,7 @@ async fn client_rate_limit_is_per_peer_address() {
     // The noisy client is throttled; a second address is served right away, twice.
     for a in 20..22 {
         let d = h.deposit(a, 10);
-        let r = submit_from(&quiet, &url, &d).await;
+        let r = submit_from(&quiet, &url, &d, &format!("deposit-to-{a}")).await;
         assert_eq!(r.status, 200, "{}", r.body);
         h.accept(&d);
     }
@@ -722,6 +719,7 @@ async fn client_rate_limit_without_peer_address() {
         let rq = axum::http::Request::post("/v1/operator/deposits")
             .header("content-type", "application/json")
             .header("authorization", format!("Bearer {TOKEN}"))
+            .header("idempotency-key", format!("deposit-to-{a}"))
             .body(axum::body::Body::from(serde_json::to_vec(&d).unwrap()))
             .unwrap();
         let r = app.clone().oneshot(rq).await.unwrap();
@@ -888,15 +886,13 @@ async fn deposits_come_from_the_settlement_contract(engine: Engine) {
 /// account that a deposit earlier in the burst creates (no key yet when the group is checked)
 /// is accepted. The state root is the model's.
 async fn signatures_checked_ahead_of_the_sequencer(engine: Engine) {
-    use collar_sequencer::sequencer::{derived_key, payload_hash, Submission};
+    use collar_sequencer::idempotency::{derived_key, Scope};
+    use collar_sequencer::sequencer::{payload_hash, Submission};
     let tdb = TestDb::new(engine).await;
     let mut h = harness();
     let (node, c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
     let d2 = h.deposit(2, 1_000);
-    assert_eq!(
-        c.submit("/v1/operator/deposits", &d2).await.unwrap().status,
-        200
-    );
+    assert_eq!(submit_deposit(&c, &d2, "deposit-1").await.status, 200);
     h.accept(&d2);
 
     let w1 = h.withdraw(2, 10);
@@ -914,7 +910,8 @@ async fn signatures_checked_ahead_of_the_sequencer(engine: Engine) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         node.sequencer
             .submit(Submission {
-                idem_key: derived_key(stx, &hash),
+                idem_key: derived_key(stx, &hash)
+                    .unwrap_or_else(|| Scope::Operator.key("deposit-2")),
                 stx: stx.clone(),
                 payload,
                 payload_hash: hash,
@@ -940,4 +937,277 @@ async fn signatures_checked_ahead_of_the_sequencer(engine: Engine) {
     );
     node.stop();
     tdb.drop_db().await;
+}
+
+/// Collateral of `account` as the node reports it.
+async fn collateral(c: &Client, account: u64) -> Option<u64> {
+    let r = c.get(&format!("/v1/accounts/{account}")).await.unwrap();
+    r.body["account"]["collateral"].as_u64()
+}
+
+/// A deposit is named by its `Idempotency-Key` (its L1 identity): two identical deposits under
+/// two keys are two credits, the same one resent under its key is answered with its receipt,
+/// and a deposit without a key is refused on both routes that take it, writing nothing.
+async fn each_deposit_is_named_by_its_key(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let (node, c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
+    let d = h.deposit(2, 500);
+    let first = submit_deposit(&c, &d, "queue-1").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    h.accept(&d);
+    let second = c
+        .submit_with_key("/v1/transactions", &d, Some("queue-2"))
+        .await
+        .unwrap();
+    assert_eq!(second.status, 200, "{}", second.body);
+    h.accept(&d);
+    assert_eq!(
+        (first.body["seq"].as_u64(), second.body["seq"].as_u64()),
+        (Some(1), Some(2)),
+        "two deposits, two positions"
+    );
+    assert_eq!(collateral(&c, 2).await, Some(1_000), "credited twice");
+    // Resent under its key (a lost reply): the stored receipt, no third credit.
+    let again = submit_deposit(&c, &d, "queue-1").await;
+    assert_eq!((again.status, &again.body), (200, &first.body));
+    // Without a key: 400 on both routes, nothing written.
+    for route in ["/v1/operator/deposits", "/v1/transactions"] {
+        let r = c.submit(route, &d).await.unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (400, "idempotency_key_required"),
+            "{route}: {}",
+            r.body
+        );
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(msg.contains("Idempotency-Key"), "{msg}");
+    }
+    assert_eq!(tx_count(&node.db).await, 2);
+    assert_eq!(collateral(&c, 2).await, Some(1_000));
+    assert_eq!(
+        node.sequencer.live().state.root(),
+        h.state.root(),
+        "the node's state is the model's"
+    );
+    // The OpenAPI document says the deposit route requires the key.
+    let api = c.get("/openapi.json").await.unwrap().body;
+    let op = &api["paths"]["/v1/operator/deposits"]["post"];
+    let param = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .unwrap_or_else(|| panic!("no Idempotency-Key parameter: {op}"));
+    assert_eq!(param["in"], "header");
+    assert_eq!(param["required"], true);
+    let bad = op["responses"]["400"]["description"].as_str().unwrap();
+    assert!(bad.contains("idempotency_key_required"), "{bad}");
+    node.stop();
+    tdb.drop_db().await;
+}
+
+/// Keys are scoped: the operator's keys and each account's are separate namespaces, so a user
+/// reusing the operator's key is judged on its own merits, not refused as a conflict; within a
+/// scope another payload is 409; and a forgery under an account's existing key gets the
+/// signature's 422, never the 409 that would tell the key exists. Keys survive a restart.
+async fn idempotency_keys_are_scoped(engine: Engine) {
+    let tdb = TestDb::new(engine).await;
+    let mut h = harness();
+    let cfg = node_config(&tdb.url, &h, 100, 60_000);
+    let (node, c) = start(cfg.clone()).await;
+    let user = Client::new(node.url(), None);
+    let post = |c: &Client, path: &'static str, stx: &collar_protocol::SignedTx, key: &str| {
+        let (c, stx, key) = (c.clone(), stx.clone(), key.to_string());
+        async move { c.submit_with_key(path, &stx, Some(&key)).await.unwrap() }
+    };
+    for (a, key) in [(2, "k-1"), (3, "k-2")] {
+        let d = h.deposit(a, 1_000);
+        assert_eq!(submit_deposit(&c, &d, key).await.status, 200);
+        h.accept(&d);
+    }
+    // Account 2 uses the operator's key "k-1": a withdrawal of its own, accepted.
+    let w = h.withdraw(2, 10);
+    let r = post(&user, "/v1/withdrawals", &w, "k-1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["seq"].as_u64(), Some(3));
+    h.accept(&w);
+    // Account 3 under the operator's "k-2", asking too much: the rules' 422, not a conflict.
+    let r = post(&user, "/v1/withdrawals", &h.withdraw(3, 5_000), "k-2").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "insufficient_collateral"),
+        "{}",
+        r.body
+    );
+    // Account 3 under the key account 2 used: its own namespace, accepted.
+    let w3 = h.withdraw(3, 7);
+    let r = post(&user, "/v1/withdrawals", &w3, "k-1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.accept(&w3);
+    // And one without a header, under its derived key `withdraw:3:1`.
+    let w3b = h.withdraw(3, 8);
+    let r = user.submit("/v1/withdrawals", &w3b).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.accept(&w3b);
+    // Within a scope another payload is a conflict: account 2's next withdrawal under "k-1",
+    // and another deposit under the operator's "k-1".
+    let w2 = h.withdraw(2, 20);
+    let r = post(&user, "/v1/withdrawals", &w2, "k-1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "idempotency_conflict"),
+        "{}",
+        r.body
+    );
+    let r = submit_deposit(&c, &h.deposit(4, 1), "k-1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "idempotency_conflict"),
+        "{}",
+        r.body
+    );
+    // A forgery in account 2's name under its existing key "k-1", or in account 3's without a
+    // header, under the derived key of its used nonce 1: the signature's 422, not 409.
+    let mut forged = w2.clone();
+    forged.signatures = h.withdraw(2, 21).signatures;
+    let r = post(&user, "/v1/withdrawals", &forged, "k-1").await;
+    assert_eq!((r.status, r.code()), (422, "bad_signature"), "{}", r.body);
+    let mut stale = w3b.clone();
+    if let collar_protocol::Tx::Withdraw(x) = &mut stale.tx {
+        x.amount = 9;
+    }
+    let r = user.submit("/v1/withdrawals", &stale).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "bad_signature"), "{}", r.body);
+    // The same signed payload again under its key: its receipt.
+    let r = post(&user, "/v1/withdrawals", &w, "k-1").await;
+    assert_eq!((r.status, r.body["seq"].as_u64()), (200, Some(3)));
+    assert_eq!(tx_count(&node.db).await, 5);
+    node.stop();
+
+    // After a restart the scoped keys are read back from the log.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (node, c) = start(cfg).await;
+    let user = Client::new(node.url(), None);
+    let r = post(&user, "/v1/withdrawals", &w, "k-1").await;
+    assert_eq!((r.status, r.body["seq"].as_u64()), (200, Some(3)));
+    let r = post(&user, "/v1/withdrawals", &w2, "k-1").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "idempotency_conflict"),
+        "{}",
+        r.body
+    );
+    let r = submit_deposit(&c, &h.deposit(4, 1), "k-2").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "idempotency_conflict"),
+        "{}",
+        r.body
+    );
+    assert_eq!(tx_count(&node.db).await, 5);
+    node.stop();
+    tdb.drop_db().await;
+}
+
+/// Bodies are parsed strictly: JSON is UTF-8 only (`charset=utf-8` accepted in any case,
+/// quoted or not; any other charset or parameter 415 naming what was sent), and an unknown
+/// field at any level of a transaction is 422 `invalid_body`, with nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_type_and_fields_are_strict() {
+    let tdb = TestDb::new(Engine::Sqlite).await;
+    let mut h = harness();
+    let (node, c) = start(node_config(&tdb.url, &h, 100, 60_000)).await;
+    let (d, _) = deposit(&c, &mut h, 2, 1_000).await;
+    let body = |stx: &collar_protocol::SignedTx| serde_json::to_vec(stx).unwrap();
+    let w = h.withdraw(2, 10);
+    for ct in [
+        "application/json; charset=utf-16",
+        "application/json; charset=iso-8859-1",
+        "application/json; charset=utf-8; boundary=x",
+        "application/json; version=2",
+        "application/json;",
+        "application/jsonx",
+        "text/json",
+    ] {
+        let r = c
+            .post_raw("/v1/withdrawals", body(&w), ct, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (415, "unsupported_media_type"),
+            "{ct}"
+        );
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(msg.contains(ct), "{ct}: {msg}");
+    }
+    assert_eq!(tx_count(&node.db).await, 1);
+    let r = c
+        .post_raw(
+            "/v1/withdrawals",
+            body(&w),
+            "application/json; charset=UTF-8",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.accept(&w);
+    let d2 = h.deposit(3, 5);
+    let r = c
+        .post_raw(
+            "/v1/operator/deposits",
+            body(&d2),
+            "Application/JSON;Charset=\"utf-8\"",
+            Some("deposit-2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    h.accept(&d2);
+
+    // A trade of unknown accounts is refused by the rules; with an unknown field in an order,
+    // beside the `type` tag, or in the envelope, it is not a transaction at all.
+    let trade = h.simple_trade(7, 8, 0, 1, 5_000);
+    let r = c.submit("/v1/trades", &trade).await.unwrap();
+    assert_eq!(r.status, 422);
+    assert_ne!(r.code(), "invalid_body", "{}", r.body);
+    for pointer in ["/tx/buy", "/tx", ""] {
+        let mut v = serde_json::to_value(&trade).unwrap();
+        v.pointer_mut(pointer).unwrap()["note"] = "hi".into();
+        let r = c
+            .post_raw(
+                "/v1/trades",
+                serde_json::to_vec(&v).unwrap(),
+                "application/json",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (422, "invalid_body"),
+            "at {pointer:?}: {}",
+            r.body
+        );
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(msg.contains("unknown field `note`"), "{msg}");
+    }
+    // An unknown field in a deposit's key: refused likewise.
+    let mut v = serde_json::to_value(&d).unwrap();
+    v["tx"]["pubkey"]["z"] = "0x01".into();
+    let r = c
+        .post_raw(
+            "/v1/operator/deposits",
+            serde_json::to_vec(&v).unwrap(),
+            "application/json",
+            Some("deposit-3"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_body"), "{}", r.body);
+    assert_eq!(tx_count(&node.db).await, 3, "no refusal wrote anything");
+    assert_eq!(node.sequencer.live().state.root(), h.state.root());
+    node.stop();
 }

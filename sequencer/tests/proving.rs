@@ -21,10 +21,7 @@ async fn real_proof_of_a_deposit_batch_and_honest_failure() {
     // Batch 1: one deposit (sealed by the operator). Batch 2: three deposits, over the
     // capacity of a 2-slot circuit.
     let d = h.deposit(2, 1_234);
-    assert_eq!(
-        c.submit("/v1/operator/deposits", &d).await.unwrap().status,
-        200
-    );
+    assert_eq!(submit_deposit(&c, &d, &deposit_key(&h)).await.status, 200);
     h.accept(&d);
     let r = c
         .post_raw("/v1/operator/seal", vec![], "application/json", None)
@@ -33,10 +30,7 @@ async fn real_proof_of_a_deposit_batch_and_honest_failure() {
     assert_eq!(r.body["sealed"], 1);
     for a in 3..6 {
         let d = h.deposit(a, 10);
-        assert_eq!(
-            c.submit("/v1/operator/deposits", &d).await.unwrap().status,
-            200
-        );
+        assert_eq!(submit_deposit(&c, &d, &deposit_key(&h)).await.status, 200);
         h.accept(&d);
     }
     let keys = tempfile::tempdir().unwrap();

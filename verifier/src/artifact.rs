@@ -8,14 +8,25 @@
 //! |--------------|--------------------------------------------------------------|
 //! | 8            | magic `COLLARPF`                                             |
 //! | 2            | format version (`1`)                                         |
-//! | 4 + n        | circuit id, UTF-8, `n` ≤ 256                                 |
+//! | 4 + n        | circuit id, visible ASCII, `1 ≤ n ≤ 256`                     |
 //! | 32           | vk hash ([`crate::VerifyingKeyFile::hash`])                  |
 //! | 1 + 32       | SRS kind (`0xde` insecure development, `0x01` ceremony) and SRS digest |
 //! | 1            | proof system (`1` = SHPLONK KZG, Blake2b; `2` = Keccak (EVM))  |
 //! | 8 × 32       | the eight public inputs, in instance-column order            |
 //! | 4 + n        | proof bytes, `n` ≤ 16 MiB                                     |
 //!
-//! Nothing may follow. The JSON form carries the same values (hex strings, named fields).
+//! Nothing may follow. The JSON form carries the same values (hex strings, named fields) and
+//! refuses unknown fields at every level.
+//!
+//! # What verification checks
+//!
+//! Every field is checked by [`crate::verify`]; none is taken on trust:
+//! - the vk hash must be the SHA-256 of the verifying-key file given;
+//! - the circuit id and the SRS (kind and digest) must equal that file's, which its hash covers;
+//! - the public inputs are the proof's instances;
+//! - the proof system chooses the transcript, and the proof must verify under it;
+//! - every point and scalar of the proof must be in its canonical encoding, and nothing may
+//!   follow the transcript, so one proof has one byte string.
 
 use std::path::Path;
 
@@ -110,7 +121,8 @@ struct ArtifactJson {
 
 impl ProofArtifact {
     /// An artifact for `proof` of `public_inputs` under the verifying key with hash `vk_hash`.
-    /// Fails if the circuit id or the proof exceed [`MAX_CIRCUIT_ID_LEN`] / [`MAX_PROOF_LEN`].
+    /// Fails unless the circuit id is 1 to [`MAX_CIRCUIT_ID_LEN`] visible ASCII characters and
+    /// the proof is at most [`MAX_PROOF_LEN`] bytes.
     pub fn new(
         circuit_id: String,
         vk_hash: [u8; 32],
@@ -119,7 +131,7 @@ impl ProofArtifact {
         public_inputs: BatchPublicInputs,
         proof: Vec<u8>,
     ) -> Result<Self, FormatError> {
-        check_len("circuit id", circuit_id.len(), MAX_CIRCUIT_ID_LEN)?;
+        check_circuit_id(&circuit_id)?;
         check_len("proof", proof.len(), MAX_PROOF_LEN)?;
         Ok(Self {
             circuit_id,
@@ -190,7 +202,7 @@ impl ProofArtifact {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(bytes);
         header(&mut r, ARTIFACT_MAGIC, "proof artifact", ARTIFACT_VERSION)?;
-        let circuit_id = r.string("circuit id", MAX_CIRCUIT_ID_LEN)?;
+        let circuit_id = r.circuit_id()?;
         let vk_hash = r.array::<32>("vk hash")?;
         let kind = r.u8("srs kind")?;
         let kind = SrsKind::from_code(kind).ok_or(FormatError::UnknownCode {
@@ -268,7 +280,10 @@ impl ProofArtifact {
         let digits = j
             .proof
             .strip_prefix("0x")
-            .ok_or(FormatError::Json("proof must be 0x-prefixed hex".into()))?;
+            .filter(|d| !d.bytes().any(|b| b.is_ascii_uppercase()))
+            .ok_or(FormatError::Json(
+                "proof must be 0x-prefixed lower-case hex".into(),
+            ))?;
         check_len("proof", digits.len() / 2, MAX_PROOF_LEN)?;
         let proof = hex::decode(digits).map_err(|e| FormatError::Json(format!("proof: {e}")))?;
         Self::new(
@@ -311,6 +326,16 @@ impl ProofArtifact {
             std::fs::write(path, self.to_bytes())
         }
     }
+}
+
+/// A circuit id is 1 to [`MAX_CIRCUIT_ID_LEN`] visible ASCII characters (`!` to `~`): nothing a
+/// terminal would interpret, and one spelling per id.
+pub(crate) fn check_circuit_id(id: &str) -> Result<(), FormatError> {
+    check_len("circuit id", id.len(), MAX_CIRCUIT_ID_LEN)?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(FormatError::InvalidCircuitId);
+    }
+    Ok(())
 }
 
 pub(crate) fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), FormatError> {

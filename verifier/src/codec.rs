@@ -90,20 +90,52 @@ impl<'a> Reader<'a> {
         }
         self.take(len, what)
     }
-    pub(crate) fn string(&mut self, what: &'static str, max: usize) -> Result<String, FormatError> {
-        let b = self.var(what, max)?;
-        String::from_utf8(b.to_vec()).map_err(|_| FormatError::NotUtf8 { what })
+    /// A circuit id ([`crate::artifact::check_circuit_id`]).
+    pub(crate) fn circuit_id(&mut self) -> Result<String, FormatError> {
+        let b = self.var("circuit id", crate::artifact::MAX_CIRCUIT_ID_LEN)?;
+        let id = String::from_utf8(b.to_vec())
+            .map_err(|_| FormatError::NotUtf8 { what: "circuit id" })?;
+        crate::artifact::check_circuit_id(&id)?;
+        Ok(id)
     }
     /// A canonical field element, 32 bytes big-endian.
     pub(crate) fn fr(&mut self, what: &'static str) -> Result<Fr, FormatError> {
         let b = self.array::<32>(what)?;
         fr_from_be_bytes(&b).ok_or(FormatError::InvalidField { what })
     }
+    /// A G1 point on the curve, in its one encoding (the bytes it writes back to).
     pub(crate) fn g1(&mut self, what: &'static str) -> Result<G1Affine, FormatError> {
-        G1Affine::read(&mut self.rest, SerdeFormat::RawBytes).map_err(|e| point_error(e, what))
+        let start = self.rest;
+        let p = G1Affine::read(&mut self.rest, SerdeFormat::RawBytes)
+            .map_err(|e| point_error(e, what))?;
+        let mut w = Writer::default();
+        w.g1(&p);
+        self.canonical(start, &w.buf, what)?;
+        Ok(p)
     }
+    /// A G2 point on the curve, in its one encoding (the bytes it writes back to).
     pub(crate) fn g2(&mut self, what: &'static str) -> Result<G2Affine, FormatError> {
-        G2Affine::read(&mut self.rest, SerdeFormat::RawBytes).map_err(|e| point_error(e, what))
+        let start = self.rest;
+        let p = G2Affine::read(&mut self.rest, SerdeFormat::RawBytes)
+            .map_err(|e| point_error(e, what))?;
+        let mut w = Writer::default();
+        w.g2(&p);
+        self.canonical(start, &w.buf, what)?;
+        Ok(p)
+    }
+    /// The bytes read since `start` are `canonical`.
+    fn canonical(
+        &self,
+        start: &[u8],
+        canonical: &[u8],
+        what: &'static str,
+    ) -> Result<(), FormatError> {
+        let read = &start[..start.len() - self.rest.len()];
+        if read == canonical {
+            Ok(())
+        } else {
+            Err(FormatError::InvalidPoint { what })
+        }
     }
     pub(crate) fn finish(self) -> Result<(), FormatError> {
         if self.rest.is_empty() {
@@ -143,5 +175,43 @@ fn point_error(e: std::io::Error, what: &'static str) -> FormatError {
         FormatError::Truncated { what }
     } else {
         FormatError::InvalidPoint { what }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
+
+    /// `x + q` (q the base field modulus) in place of `x`, little-endian, if it fits.
+    fn plus_modulus(x: &[u8]) -> Option<Vec<u8>> {
+        // q of BN254, little-endian.
+        let q = hex::decode("47fd7cd8168c203c8dca7168916a81975d588181b64550b829a031e1724e6430")
+            .expect("hex");
+        let mut out = Vec::with_capacity(32);
+        let mut carry = 0u16;
+        for (a, b) in x.iter().zip(&q) {
+            let s = u16::from(*a) + u16::from(*b) + carry;
+            out.push(s as u8);
+            carry = s >> 8;
+        }
+        (carry == 0).then_some(out)
+    }
+
+    #[test]
+    fn points_are_read_in_their_one_encoding() {
+        let mut w = Writer::default();
+        w.g1(&G1Affine::generator());
+        let good = w.buf.clone();
+        assert_eq!(Reader::new(&good).g1("g").unwrap(), G1Affine::generator());
+        let mut bad = good.clone();
+        bad[..32].copy_from_slice(&plus_modulus(&good[..32]).expect("1 + q fits"));
+        assert_eq!(
+            Reader::new(&bad).g1("g"),
+            Err(FormatError::InvalidPoint { what: "g" })
+        );
+        let mut w = Writer::default();
+        w.g2(&G2Affine::generator());
+        assert_eq!(Reader::new(&w.buf).g2("h").unwrap(), G2Affine::generator());
     }
 }

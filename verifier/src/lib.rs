@@ -20,7 +20,10 @@ use halo2_base::halo2_proofs::poly::kzg::strategy::SingleStrategy;
 use halo2_base::halo2_proofs::transcript::{Blake2bRead, Challenge255, TranscriptReadBuffer};
 use halo2_base::halo2_proofs::SerdeFormat;
 
+use crate::canonical::{CanonicalRead, Encoding};
+
 pub mod artifact;
+mod canonical;
 pub mod chain;
 mod codec;
 /// The EVM half: Solidity verifier, Solidity Poseidon, solc-js driver (feature `evm`).
@@ -31,7 +34,8 @@ mod srs;
 pub mod vkfile;
 
 pub use artifact::{ProofArtifact, ProofSystem};
-pub use srs::{SrsId, SrsKind};
+pub use canonical::{Element, NonCanonical};
+pub use srs::{SrsId, SrsKind, DEV_SRS_SEED};
 pub use vkfile::VerifyingKeyFile;
 
 pub use collar_protocol::batch::PUBLIC_INPUT_NAMES;
@@ -109,6 +113,12 @@ pub enum FormatError {
     /// The circuit configuration is out of bounds or inconsistent.
     #[error("invalid circuit configuration: {0}")]
     InvalidConfig(String),
+    /// A circuit id is empty, longer than the maximum, or not visible ASCII.
+    #[error("circuit id must be 1 to 256 visible ASCII characters")]
+    InvalidCircuitId,
+    /// A verifying key calls the development SRS (whose secret is public) a ceremony's.
+    #[error("the SRS is labelled a ceremony's, but its points are the INSECURE development SRS's")]
+    MislabelledSrs,
     /// The halo2 verifying key cannot be rebuilt from its bytes and configuration.
     #[error("invalid verifying key: {0}")]
     InvalidVk(String),
@@ -138,7 +148,7 @@ pub enum VerifyError {
         source: FormatError,
     },
     /// The proof was made for a different verifying key (circuit shape, version or SRS).
-    #[error("wrong verifying key: the proof is for vk {artifact_vk} ({artifact_circuit}), the key file is vk {file_vk} ({file_circuit})")]
+    #[error("wrong verifying key: the proof is for vk {artifact_vk} ({artifact_circuit:?}), the key file is vk {file_vk} ({file_circuit:?})")]
     WrongVk {
         /// vk hash recorded in the artifact (hex).
         artifact_vk: String,
@@ -149,6 +159,19 @@ pub enum VerifyError {
         /// Circuit id of the verifying-key file.
         file_circuit: String,
     },
+    /// The artifact names the key by its hash, but its circuit id or SRS is not the key's.
+    #[error("the artifact's {field} {artifact} is not the verifying key's {key}")]
+    MetadataMismatch {
+        /// Which field: `circuit id` or `srs`.
+        field: &'static str,
+        /// The artifact's value (escaped).
+        artifact: String,
+        /// The key's value.
+        key: String,
+    },
+    /// A point or scalar of the proof is not in its one canonical encoding.
+    #[error("non-canonical proof: the {} at byte {} is not its value's encoding", .0.element.name(), .0.offset)]
+    NonCanonicalProof(NonCanonical),
     /// The proof's public inputs are not the ones the caller expected.
     #[error("public input {index} ({name}) mismatch: expected {expected}, proof claims {found}")]
     PublicInputMismatch {
@@ -176,6 +199,8 @@ impl VerifyError {
             VerifyError::Io { .. } => "io",
             VerifyError::Malformed { .. } => "malformed",
             VerifyError::WrongVk { .. } => "wrong-vk",
+            VerifyError::MetadataMismatch { .. } => "metadata-mismatch",
+            VerifyError::NonCanonicalProof(_) => "non-canonical-proof",
             VerifyError::PublicInputMismatch { .. } => "public-input-mismatch",
             VerifyError::UnsupportedProofSystem(_) => "unsupported-proof-system",
             VerifyError::InvalidProof(_) => "invalid-proof",
@@ -194,10 +219,14 @@ pub struct VerifiedBatch {
     pub vk_hash: [u8; 32],
     /// The SRS of the key ([`SrsId::is_insecure`] for a development SRS).
     pub srs: SrsId,
+    /// Where each point and scalar of the proof starts, in transcript order (all canonical).
+    pub proof_layout: Vec<(usize, Element)>,
 }
 
-/// Verifies `artifact` against `vk`: the artifact must name this key (hash), and the proof must
-/// verify for the artifact's public inputs. Checks are made in that order.
+/// Verifies `artifact` against `vk`. Checks, in this order: the artifact names this key (hash);
+/// its circuit id and SRS are the key's; every point and scalar of the proof is canonically
+/// encoded and nothing follows the transcript; the proof verifies for the artifact's public
+/// inputs. On success every field of the artifact has been checked.
 pub fn verify(
     artifact: &ProofArtifact,
     vk: &VerifyingKeyFile,
@@ -210,41 +239,72 @@ pub fn verify(
             file_circuit: vk.circuit_id().to_owned(),
         });
     }
+    if artifact.circuit_id() != vk.circuit_id() {
+        return Err(VerifyError::MetadataMismatch {
+            field: "circuit id",
+            artifact: format!("{:?}", artifact.circuit_id()),
+            key: format!("{:?}", vk.circuit_id()),
+        });
+    }
+    if artifact.srs() != vk.srs() {
+        return Err(VerifyError::MetadataMismatch {
+            field: "srs",
+            artifact: format!("{:?}", artifact.srs()),
+            key: format!("{:?}", vk.srs()),
+        });
+    }
     let params = verifier_params(vk)?;
     let instances = artifact.public_inputs().to_fields();
-    let mut proof: &[u8] = artifact.proof();
-    match artifact.proof_system() {
+    let proof = artifact.proof();
+    let proof_layout = match artifact.proof_system() {
         ProofSystem::ShplonkBlake2b => {
-            let mut transcript =
-                Blake2bRead::<_, G1Affine, Challenge255<G1Affine>>::init(&mut proof);
-            check_shplonk(&params, vk, &instances, &mut transcript)?;
+            let mut transcript = CanonicalRead::over(proof, Encoding::Compressed, |r| {
+                Blake2bRead::<_, G1Affine, Challenge255<G1Affine>>::init(r)
+            });
+            let checked = check_shplonk(&params, vk, &instances, &mut transcript);
+            conclude(checked, transcript.finish(), proof.len())?
         }
         #[cfg(feature = "evm")]
         ProofSystem::ShplonkKeccak => {
             use snark_verifier::system::halo2::transcript::evm::EvmTranscript;
-            let mut transcript = EvmTranscript::<
-                G1Affine,
-                snark_verifier::loader::native::NativeLoader,
-                _,
-                _,
-            >::init(&mut proof);
-            check_shplonk(&params, vk, &instances, &mut transcript)?;
+            let mut transcript = CanonicalRead::over(proof, Encoding::Evm, |r| {
+                EvmTranscript::<G1Affine, snark_verifier::loader::native::NativeLoader, _, _>::init(
+                    r,
+                )
+            });
+            let checked = check_shplonk(&params, vk, &instances, &mut transcript);
+            conclude(checked, transcript.finish(), proof.len())?
         }
         #[allow(unreachable_patterns)]
         other => return Err(VerifyError::UnsupportedProofSystem(other)),
-    }
-    if !proof.is_empty() {
-        return Err(VerifyError::InvalidProof(format!(
-            "{} bytes follow the proof transcript",
-            proof.len()
-        )));
-    }
+    };
     Ok(VerifiedBatch {
         public_inputs: *artifact.public_inputs(),
-        circuit_id: artifact.circuit_id().to_owned(),
+        circuit_id: vk.circuit_id().to_owned(),
         vk_hash: vk.hash(),
         srs: vk.srs(),
+        proof_layout,
     })
+}
+
+/// The verdict on a proof read through a [`CanonicalRead`]: a non-canonical element first (the
+/// read it failed is what made the check fail), then the check, then bytes left unread.
+fn conclude(
+    checked: Result<(), VerifyError>,
+    (found, read, layout): (Option<NonCanonical>, usize, Vec<(usize, Element)>),
+    len: usize,
+) -> Result<Vec<(usize, Element)>, VerifyError> {
+    if let Some(nc) = found {
+        return Err(VerifyError::NonCanonicalProof(nc));
+    }
+    checked?;
+    if read != len {
+        return Err(VerifyError::InvalidProof(format!(
+            "{} bytes follow the proof transcript",
+            len - read
+        )));
+    }
+    Ok(layout)
 }
 
 /// The SHPLONK KZG check of one proof, whatever its transcript.
@@ -370,7 +430,8 @@ pub(crate) mod hex32 {
         let s = String::deserialize(d)?;
         let digits = s
             .strip_prefix("0x")
-            .ok_or_else(|| D::Error::custom("expected 0x-prefixed hex"))?;
+            .filter(|d| !d.bytes().any(|b| b.is_ascii_uppercase()))
+            .ok_or_else(|| D::Error::custom("expected 0x-prefixed lower-case hex"))?;
         let mut out = [0u8; 32];
         hex::decode_to_slice(digits, &mut out).map_err(D::Error::custom)?;
         Ok(out)

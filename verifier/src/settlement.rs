@@ -11,7 +11,7 @@
 //!
 //! The settlement contract is deployed against `contracts/DevnetVerifier.sol`, which accepts no
 //! proof: on the devnet the contract carries the deposit queue, and `submitBatch` always reverts
-//! with `InvalidProof()`.
+//! (with `WrongProofLength`, the devnet deployment having no proof layout, or `InvalidProof()`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -132,10 +132,14 @@ impl DevL1 {
                 &[],
             )
             .map_err(|o| L1Error::Corrupt(format!("devnet verifier deployment failed: {o:?}")))?;
+        // The devnet verifier accepts no proof, so no proof has a layout: length 0, no scalars.
         let args = [
             address_word(&verifier),
             word(account_depth.into()),
             fr_word(&genesis_root),
+            word(0),
+            word(0),
+            word(0),
         ]
         .concat();
         let settlement = chain

@@ -1,6 +1,6 @@
 //! The verifying-key file: everything a verifier needs besides the proof.
 //!
-//! # Binary layout (version 3)
+//! # Binary layout (version 4)
 //!
 //! All integers little-endian; curve points in halo2's `SerdeFormat::RawBytes` (uncompressed,
 //! checked on read to lie on the curve).
@@ -8,9 +8,9 @@
 //! | bytes          | field                                                              |
 //! |----------------|--------------------------------------------------------------------|
 //! | 8              | magic `COLLARVK`                                                   |
-//! | 2              | format version (`3`)                                               |
-//! | 4 + n          | circuit id, UTF-8, `n` ≤ 256                                       |
-//! | 1 + 32         | SRS kind and digest ([`SrsId`])                                    |
+//! | 2              | format version (`4`)                                               |
+//! | 4 + n          | circuit id, visible ASCII, `1 ≤ n ≤ 256`                           |
+//! | 1 + 32         | SRS kind and digest ([`SrsId`]: over the kind and the three points below; the development SRS's points must say `0xde`) |
 //! | 4              | `k` (the circuit has 2^k rows)                                     |
 //! | 4 + 4·m        | advice columns per phase (`m` ≤ 3)                                  |
 //! | 4              | fixed columns                                                      |
@@ -28,7 +28,8 @@
 //! The circuit configuration is what `VerifyingKey::read::<HashingCircuit>` needs to rebuild the
 //! constraint system; the three points are all of the SRS a KZG verifier uses. Version 2 added
 //! the hashing and the capacity (version 1 keys were halo2-base circuits), version 3 the
-//! multiplications; rebuild older keys.
+//! multiplications, version 4 an SRS digest over the kind as well as the points; rebuild older
+//! keys.
 
 use std::fmt;
 use std::path::Path;
@@ -41,14 +42,14 @@ use halo2_base::halo2_proofs::plonk::VerifyingKey;
 use halo2_base::halo2_proofs::SerdeFormat;
 use sha2::{Digest, Sha256};
 
-use crate::artifact::{check_len, MAX_CIRCUIT_ID_LEN};
+use crate::artifact::{check_circuit_id, check_len};
 use crate::codec::{header, Reader, Writer};
 use crate::{FormatError, SrsId, SrsKind, VerifyError};
 
 /// First bytes of a verifying-key file.
 pub const VK_MAGIC: &[u8; 8] = b"COLLARVK";
 /// The verifying-key format version this crate reads and writes.
-pub const VK_VERSION: u16 = 3;
+pub const VK_VERSION: u16 = 4;
 /// Largest `k` accepted (BN254's two-adicity allows 28).
 pub const MAX_K: u32 = 28;
 /// Largest halo2 verifying key accepted.
@@ -100,8 +101,8 @@ impl VerifyingKeyFile {
         s_g2: G2Affine,
         vk: &VerifyingKey<G1Affine>,
     ) -> Result<Self, FormatError> {
-        check_len("circuit id", circuit_id.len(), MAX_CIRCUIT_ID_LEN)?;
-        if SrsId::new(srs.kind, &g0, &g2, &s_g2) != srs {
+        check_circuit_id(&circuit_id)?;
+        if SrsId::checked(srs.kind, &g0, &g2, &s_g2)? != srs {
             return Err(FormatError::InvalidConfig(
                 "SRS identity does not match its points".into(),
             ));
@@ -158,7 +159,7 @@ impl VerifyingKeyFile {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(bytes);
         header(&mut r, VK_MAGIC, "verifying key", VK_VERSION)?;
-        let circuit_id = r.string("circuit id", MAX_CIRCUIT_ID_LEN)?;
+        let circuit_id = r.circuit_id()?;
         let kind = r.u8("srs kind")?;
         let kind = SrsKind::from_code(kind).ok_or(FormatError::UnknownCode {
             what: "srs kind",
@@ -170,7 +171,9 @@ impl VerifyingKeyFile {
         let g2 = r.g2("g2")?;
         let s_g2 = r.g2("s_g2")?;
         let srs = SrsId { kind, digest };
-        if SrsId::new(kind, &g0, &g2, &s_g2) != srs {
+        // The digest covers the kind and the points; a development SRS called a ceremony's is
+        // refused whatever its digest says.
+        if SrsId::checked(kind, &g0, &g2, &s_g2)? != srs {
             return Err(FormatError::InvalidConfig(
                 "SRS digest does not match the SRS points".into(),
             ));

@@ -196,3 +196,65 @@ fn reading_files_reports_paths() {
     let missing = ProofArtifact::read(&dir.path().join("nope")).unwrap_err();
     assert_eq!(missing.check(), "io");
 }
+
+#[test]
+fn json_refuses_unknown_fields_at_every_level_and_upper_case_hex() {
+    let json = artifact(SrsKind::Ceremony).to_json();
+    let bad = |s: &str| ProofArtifact::from_json(s).unwrap_err();
+    for (at, what) in [
+        ("{", "top level"),
+        ("\"srs\": {", "srs"),
+        ("\"public_inputs\": {", "public inputs"),
+    ] {
+        assert!(json.contains(at), "{what}");
+        let extra = json.replacen(at, &format!("{at}\"surprise\": 1,"), 1);
+        match bad(&extra) {
+            FormatError::Json(m) => assert!(m.contains("surprise"), "{what}: {m}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    // One spelling per value: hex is lower case.
+    let upper_proof = json.replacen("\"proof\": \"0x00", "\"proof\": \"0x0A", 1);
+    assert_ne!(upper_proof, json);
+    assert!(matches!(bad(&upper_proof), FormatError::Json(_)));
+    let hash = hex::encode([7u8; 32]);
+    assert!(json.contains(&hash));
+    let lower = json.replacen(&hash, &"0a".repeat(32), 1);
+    assert_eq!(
+        ProofArtifact::from_json(&lower).unwrap().vk_hash(),
+        [10; 32]
+    );
+    let upper = json.replacen(&hash, &"0A".repeat(32), 1);
+    assert!(matches!(bad(&upper), FormatError::Json(_)));
+}
+
+#[test]
+fn circuit_ids_are_one_to_256_visible_ascii_characters() {
+    let a = artifact(SrsKind::Ceremony);
+    let with = |id: &str| {
+        ProofArtifact::new(
+            id.into(),
+            a.vk_hash(),
+            a.srs(),
+            a.proof_system(),
+            *a.public_inputs(),
+            a.proof().to_vec(),
+        )
+    };
+    for id in ["", "a b", "tab\t", "escape\u{1b}[31m", "naïve"] {
+        assert_eq!(
+            with(id).unwrap_err(),
+            FormatError::InvalidCircuitId,
+            "{id:?}"
+        );
+    }
+    assert!(with(&"~".repeat(MAX_CIRCUIT_ID_LEN)).is_ok());
+    // The same rule on reading: an escape sequence in the binary form is refused.
+    let bin = a.to_bytes();
+    let mut escape = bin.clone();
+    escape[14] = 0x1b;
+    assert_eq!(
+        ProofArtifact::from_bytes(&escape).unwrap_err(),
+        FormatError::InvalidCircuitId
+    );
+}

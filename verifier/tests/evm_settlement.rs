@@ -15,18 +15,23 @@ use std::time::Instant;
 use collar_circuits::batch::{keygen_circuit, prover_circuit, BatchWitness};
 use collar_circuits::poseidon::Hashing;
 use collar_circuits::pow5::{HashingCircuit, HashingCircuitParams};
-use collar_protocol::batch::{self, ExecutedBatch};
+use collar_protocol::batch::{self, BatchPublicInputs, ExecutedBatch};
 use collar_protocol::state::WithdrawalRecord;
 use collar_protocol::testkit::Harness;
 use collar_protocol::tx::Deposit;
 use collar_protocol::{Fr, ProtocolParams, State, Tx};
 use collar_verifier::evm::solc::CompiledContract;
+use collar_verifier::evm::verifier_sol::ProofLayout;
 use collar_verifier::evm::{verifier_sol, EIP170_CODE_SIZE_LIMIT, NUM_PUBLIC_INPUTS};
+use collar_verifier::{
+    Element, ProofArtifact, ProofSystem, SrsId, SrsKind, VerifyError, VerifyingKeyFile,
+};
 use evm_common::{
     address_word, bytes_tail, call, fr_u256, fr_word, selector, word, Chain, Outcome,
 };
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::{create_proof, keygen_pk, keygen_vk, VerifyingKey};
+use halo2_base::halo2_proofs::poly::commitment::ParamsProver;
 use halo2_base::halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_base::halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_base::halo2_proofs::transcript::TranscriptWriterBuffer;
@@ -81,6 +86,9 @@ fn settlement_refuses_a_verifier_without_code() {
         address_word(&Address::repeat_byte(0x77)),
         word(8),
         fr_word(&Fr::from(1u64)),
+        word(0),
+        word(0),
+        word(0),
     ]
     .concat();
     let failed = chain
@@ -106,6 +114,7 @@ const SRS_LABEL: &str =
 
 /// One proven batch, as the settlement contract receives it.
 struct ProvenBatch {
+    inputs: BatchPublicInputs,
     public: [Fr; NUM_PUBLIC_INPUTS],
     proof: Vec<u8>,
     /// The deposits it consumes, in queue order.
@@ -116,6 +125,10 @@ struct ProvenBatch {
 struct Fixture {
     srs: ParamsKZG<Bn256>,
     vk: VerifyingKey<G1Affine>,
+    /// The circuit configuration the keys were made with.
+    config: HashingCircuitParams,
+    /// Where the proofs keep their points and scalars.
+    layout: ProofLayout,
     verifier: CompiledContract,
     settlement: CompiledContract,
     account_depth: usize,
@@ -237,6 +250,7 @@ fn build_fixture() -> Fixture {
                 t.elapsed()
             );
             ProvenBatch {
+                inputs: exec.public_inputs,
                 public,
                 proof,
                 deposits,
@@ -270,9 +284,12 @@ fn build_fixture() -> Fixture {
             "CollarSettlement",
         );
         println!("fixture ready in {:.1?}", start.elapsed());
+        let layout = ProofLayout::of(&srs, &vk, NUM_PUBLIC_INPUTS);
         Fixture {
             srs,
             vk,
+            config,
+            layout,
             verifier,
             settlement,
             account_depth,
@@ -298,10 +315,14 @@ impl World {
         let mut chain = Chain::new();
         chain.set_balance(USER, 1_000_000_000);
         let verifier = chain.deploy(DEPLOYER, &f.verifier.creation, &[]);
+        let [len, from, to] = f.layout.contract_args().map(|v| word(v as u128));
         let args = [
             address_word(&verifier),
             word(f.account_depth as u128),
             fr_word(&genesis_root),
+            len,
+            from,
+            to,
         ]
         .concat();
         let settlement = chain.deploy(DEPLOYER, &f.settlement.creation, &args);
@@ -779,10 +800,141 @@ fn settlement_contract_fits_eip170_and_deploys() {
     );
     let verifier = chain.deploy(DEPLOYER, &stand_in.creation, &[]);
     let root = Fr::from(7u64);
-    let args = [address_word(&verifier), word(8), fr_word(&root)].concat();
+    let args = [
+        address_word(&verifier),
+        word(8),
+        fr_word(&root),
+        word(1024),
+        word(64),
+        word(96),
+    ]
+    .concat();
     let at = chain.deploy(DEPLOYER, &settlement.creation, &args);
     assert_eq!(chain.code_size(at), settlement.deployed.len());
     assert_eq!(chain.view_word(at, "stateRoot()", &[]), fr_u256(&root));
     assert_eq!(chain.view_word(at, "batchNumber()", &[]), U256::ZERO);
     assert_eq!(chain.view_word(at, "accountDepth()", &[]), U256::from(8u64));
+    assert_eq!(
+        chain.view_word(at, "proofLength()", &[]),
+        U256::from(1024u64)
+    );
+    // A scalar range that is not whole words, or runs past the proof, is refused.
+    for (len, from, to) in [(1024, 64, 80), (1024, 96, 64), (64, 32, 96)] {
+        let args = [
+            address_word(&verifier),
+            word(8),
+            fr_word(&root),
+            word(len),
+            word(from),
+            word(to),
+        ]
+        .concat();
+        let failed = chain
+            .try_deploy(DEPLOYER, &settlement.creation, &args)
+            .expect_err("a bad proof layout is refused");
+        assert!(String::from_utf8_lossy(&failed.output).contains("proof layout"));
+    }
+}
+
+/// The fixture's first batch as a Keccak-transcript proof artifact, with its key file.
+fn evm_artifact() -> (ProofArtifact, VerifyingKeyFile) {
+    let f = fixture();
+    let g0 = f.srs.get_g()[0];
+    let (g2, s_g2) = (f.srs.g2(), f.srs.s_g2());
+    let srs = SrsId::new(SrsKind::InsecureDevelopment, &g0, &g2, &s_g2);
+    let vk = VerifyingKeyFile::new(
+        "collar-test/evm-settlement".into(),
+        srs,
+        f.config.clone(),
+        g0,
+        g2,
+        s_g2,
+        &f.vk,
+    )
+    .expect("key file");
+    let b = &f.batches[0];
+    let artifact = ProofArtifact::new(
+        vk.circuit_id().into(),
+        vk.hash(),
+        srs,
+        ProofSystem::ShplonkKeccak,
+        b.inputs,
+        b.proof.clone(),
+    )
+    .expect("artifact");
+    (artifact, vk)
+}
+
+/// The native verifier reads an EVM-transcript proof canonically, element by element, and
+/// finds exactly the layout the settlement contract is deployed with.
+#[test]
+fn evm_proofs_have_the_layout_the_contract_checks() {
+    let f = fixture();
+    let (artifact, vk) = evm_artifact();
+    let verified = collar_verifier::verify(&artifact, &vk).expect("the EVM proof verifies");
+    let l = f.layout;
+    let scalars = l.scalar_bytes();
+    let expected: Vec<(usize, Element)> = (0..l.points_before)
+        .map(|i| (64 * i, Element::Point))
+        .chain((0..l.scalars).map(|i| (scalars.start + 32 * i, Element::Scalar)))
+        .chain((0..l.points_after).map(|i| (scalars.end + 64 * i, Element::Point)))
+        .collect();
+    assert_eq!(verified.proof_layout, expected);
+    assert_eq!(l.len(), f.batches[0].proof.len());
+    println!("EVM proof layout: {l:?}, {} bytes", l.len());
+}
+
+/// The generated verifier checks its points but reduces each scalar modulo p and ignores
+/// calldata after the proof, so one proof has other byte strings that it accepts. The
+/// settlement contract refuses them, and so does the native verifier.
+#[test]
+fn non_canonical_proof_encodings_are_refused_by_the_contract() {
+    let f = fixture();
+    let b = &f.batches[0];
+    let p = fr_u256(&-Fr::one()) + U256::from(1u64);
+    let (offset, moved) = f
+        .layout
+        .scalar_bytes()
+        .step_by(32)
+        .find_map(|o| {
+            let v = U256::from_be_slice(&b.proof[o..o + 32]);
+            v.checked_add(p).map(|m| (o, m))
+        })
+        .expect("a scalar word with room for + p");
+    let mut malleated = b.proof.clone();
+    malleated[offset..offset + 32].copy_from_slice(&moved.to_be_bytes::<32>());
+    let mut longer = b.proof.clone();
+    longer.extend_from_slice(&[0; 32]);
+
+    let mut w = World::genesis();
+    for (what, proof) in [("scalar + p", &malleated), ("32 bytes appended", &longer)] {
+        let bare = w.chain.send(
+            SUBMITTER,
+            w.verifier,
+            0,
+            verifier_sol::calldata(&b.public, proof),
+        );
+        assert!(
+            bare.success,
+            "the bare verifier accepts the proof with {what}"
+        );
+    }
+    w.queue(b);
+    w.submit_with(&b.public, &malleated, 1, &b.withdrawals)
+        .reverted_with("NonCanonicalProofScalar(uint256)");
+    w.submit_with(&b.public, &longer, 1, &b.withdrawals)
+        .reverted_with("WrongProofLength(uint256,uint256)");
+    w.submit_with(&b.public, &b.proof[..b.proof.len() - 1], 1, &b.withdrawals)
+        .reverted_with("WrongProofLength(uint256,uint256)");
+    assert_eq!(w.state().1, u(0), "nothing was accepted");
+
+    let (artifact, vk) = evm_artifact();
+    for proof in [&malleated, &longer] {
+        let mut bad = artifact.clone();
+        *bad.proof_mut() = proof.clone();
+        let e = collar_verifier::verify(&bad, &vk).expect_err("refused natively");
+        assert!(matches!(e, VerifyError::InvalidProof(_)), "{e}");
+    }
+    w.submit(b, 1).ok();
+    assert_eq!(w.state().1, u(1));
 }

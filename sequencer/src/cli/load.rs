@@ -123,9 +123,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             last_index = r.body["index"].as_u64().unwrap_or(last_index);
             r
         } else {
-            c.submit(
+            // A deposit carries its identity as its key: this run's deposit to `acct`.
+            c.submit_with_key(
                 "/v1/operator/deposits",
                 &SignedTx::unsigned(Tx::Deposit(dep)),
+                Some(&format!("load-deposit-{time}-{acct}")),
             )
             .await?
         };

@@ -11,7 +11,7 @@ use collar_protocol::batch::{BatchPublicInputs, ExecutedBatch};
 use collar_protocol::testkit::Harness;
 use collar_protocol::{ProtocolParams, SignedTx, State};
 use collar_sequencer::api::ApiConfig;
-use collar_sequencer::client::Client;
+use collar_sequencer::client::{Client, Reply};
 use collar_sequencer::node::{L1Config, Node, NodeConfig};
 use collar_sequencer::prover::{Halo2Config, ProofBackend, ProofBlob};
 use collar_sequencer::sequencer::SequencerConfig;
@@ -134,8 +134,21 @@ pub fn node_config(url: &str, h: &Harness, batch_size: usize, timeout_ms: u64) -
     }
 }
 
-/// Submits a deposit of `amount` into `account`, applies it to `h` and returns it with the batch
-/// its receipt names.
+/// The idempotency key of the next deposit `h` accepts: its number in the deposit queue, its
+/// identity on L1.
+pub fn deposit_key(h: &Harness) -> String {
+    format!("deposit-{}", h.state.deposit_queue().1 + 1)
+}
+
+/// Submits `d` to the operator deposit route under `key`.
+pub async fn submit_deposit(c: &Client, d: &SignedTx, key: &str) -> Reply {
+    c.submit_with_key("/v1/operator/deposits", d, Some(key))
+        .await
+        .unwrap()
+}
+
+/// Submits a deposit of `amount` into `account` (keyed by its queue number), applies it to `h`
+/// and returns it with the batch its receipt names.
 pub async fn deposit(
     c: &Client,
     h: &mut Harness,
@@ -143,7 +156,7 @@ pub async fn deposit(
     amount: u64,
 ) -> (SignedTx, Option<u64>) {
     let d = h.deposit(account, amount);
-    let r = c.submit("/v1/operator/deposits", &d).await.unwrap();
+    let r = submit_deposit(c, &d, &deposit_key(h)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     h.accept(&d);
     (d, r.body["batch"].as_u64())

@@ -71,6 +71,69 @@ pub fn generate(
     Ok(header + &loader.solidity_code())
 }
 
+/// Where a proof for the generated verifier keeps what: `points_before` G1 points (witness and
+/// quotient commitments, 64 bytes each), then `scalars` evaluations (32 bytes each), then the
+/// two SHPLONK opening points. Fixed by the verifying key.
+///
+/// The generated verifier checks every point (`x, y < q`, on the curve) but reduces each
+/// scalar modulo `p` and ignores calldata after the proof, so the settlement contract checks
+/// the length and that every scalar word is below `p` ([`ProofLayout::contract_args`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProofLayout {
+    /// Points before the evaluations.
+    pub points_before: usize,
+    /// Evaluations.
+    pub scalars: usize,
+    /// Points after them (the two SHPLONK opening witnesses).
+    pub points_after: usize,
+}
+
+impl ProofLayout {
+    /// The layout of proofs for `vk` (one instance column of `num_instances` cells) under
+    /// `params`, as snark-verifier's PLONK verifier reads them.
+    /// Precondition: as for [`generate`].
+    pub fn of(
+        params: &ParamsKZG<Bn256>,
+        vk: &VerifyingKey<G1Affine>,
+        num_instances: usize,
+    ) -> Self {
+        let protocol = compile(
+            params,
+            vk,
+            Config::kzg().with_num_instance(vec![num_instances]),
+        );
+        Self {
+            points_before: protocol.num_witness.iter().sum::<usize>()
+                + protocol.quotient.num_chunk(),
+            scalars: protocol.evaluations.len(),
+            points_after: 2,
+        }
+    }
+
+    /// The proof's length in bytes.
+    pub fn len(&self) -> usize {
+        64 * (self.points_before + self.points_after) + 32 * self.scalars
+    }
+
+    /// Whether the proof would be empty (no layout has this).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The byte range of the scalar words.
+    pub fn scalar_bytes(&self) -> std::ops::Range<usize> {
+        let from = 64 * self.points_before;
+        from..from + 32 * self.scalars
+    }
+
+    /// The settlement contract's last three constructor arguments: `proofLength`,
+    /// `proofScalarsFrom`, `proofScalarsTo`.
+    pub fn contract_args(&self) -> [usize; 3] {
+        let r = self.scalar_bytes();
+        [self.len(), r.start, r.end]
+    }
+}
+
 /// The calldata of the generated verifier: each instance as 32 big-endian bytes, then the
 /// proof bytes.
 pub fn calldata(instances: &[Fr], proof: &[u8]) -> Vec<u8> {
