@@ -205,8 +205,22 @@ contract CollarSettlement {
         }
         if (w != publicInputs[6]) revert WithdrawalsMismatch(publicInputs[6], w);
         if (proof.length != proofLength) revert WrongProofLength(proofLength, proof.length);
-        for (uint256 o = proofScalarsFrom; o < proofScalarsTo; o += 32) {
-            if (uint256(bytes32(proof[o:o + 32])) >= CollarPoseidon.P) revert NonCanonicalProofScalar(o);
+        {
+            // The scalar words lie inside the proof (the constructor checked the layout, and the
+            // length is checked above): read them straight from calldata.
+            uint256 bad = type(uint256).max;
+            uint256 p = CollarPoseidon.P;
+            uint256 to = proofScalarsTo;
+            uint256 from = proofScalarsFrom;
+            assembly {
+                for { let o := from } lt(o, to) { o := add(o, 32) } {
+                    if iszero(lt(calldataload(add(proof.offset, o)), p)) {
+                        bad := o
+                        break
+                    }
+                }
+            }
+            if (bad != type(uint256).max) revert NonCanonicalProofScalar(bad);
         }
         (bool ok,) = verifier.staticcall(abi.encodePacked(publicInputs, proof));
         if (!ok) revert InvalidProof();
