@@ -915,7 +915,7 @@ fn assert_sweeps(artifact: &Sweep, plain: &Sweep, repointed: &Sweep) {
         "the Pow5 capacity's place in the key file"
     );
     let capacity = capacity_at..capacity_at + 4;
-    let (labels, other): (Vec<(usize, u8)>, Vec<(usize, u8)>) = repointed
+    let (labels, other): (Vec<_>, Vec<_>) = repointed
         .accepted
         .iter()
         .copied()

@@ -181,7 +181,6 @@ fn point_error(e: std::io::Error, what: &'static str) -> FormatError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
 
     /// `x + q` (q the base field modulus) in place of `x`, little-endian, if it fits.
     fn plus_modulus(x: &[u8]) -> Option<Vec<u8>> {
