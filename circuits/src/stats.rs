@@ -119,6 +119,7 @@ impl fmt::Display for Component {
 
 /// A count of advice cells and of cells queued for the range lookup.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Cells {
     /// Advice cells of the flex gate (the context's advice column).
     pub advice: u64,
@@ -144,6 +145,7 @@ impl Cells {
 
 /// Per-component and per-transaction-type counts gathered by [`metered`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Breakdown {
     /// Everything added inside [`metered`].
     pub total: Cells,
@@ -160,6 +162,7 @@ pub struct Breakdown {
 
 /// The inclusive cells of one transaction type's gadget, summed over every slot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TxTypeCells {
     /// The name given to [`measure_tx_type`].
     pub name: String,
@@ -415,6 +418,7 @@ pub enum SlotFill {
 /// The shape to measure. Build with [`StatsShape::small`] or [`StatsShape::production`] and
 /// override fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StatsShape {
     /// Batch capacity (slots), at least 1.
     pub capacity: usize,
@@ -540,6 +544,7 @@ impl StatsShape {
 
 /// How many slots of each kind the representative batch holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BatchMix {
     /// Trade slots.
     pub trades: usize,
@@ -915,6 +920,7 @@ pub fn peak_memory_bytes() -> Option<u64> {
 
 /// One row of the component table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ComponentStats {
     /// The component's name ([`Component::name`]).
     pub name: String,
@@ -928,6 +934,7 @@ pub struct ComponentStats {
 
 /// Real keygen, proving and verification figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProvingStats {
     /// Always states that the SRS is an insecure development one.
     pub srs: String,
@@ -947,6 +954,7 @@ pub struct ProvingStats {
 
 /// What `collar stats` reports about one shape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CircuitStats {
     /// The measured shape.
     pub shape: StatsShape,

@@ -20,6 +20,7 @@ use crate::ProverError;
 
 /// What a cache entry records besides the keys.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Manifest {
     /// Hex SHA-256 of the configuration description (the entry's key).
     pub config_hash: String,
@@ -55,4 +56,32 @@ pub(crate) fn write_atomic(
         let _ = std::fs::remove_file(&tmp);
         ProverError::io(path, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest is read strictly, nested circuit parameters included: an entry written by
+    /// something else is not used.
+    #[test]
+    fn a_manifest_with_an_unknown_field_is_refused() {
+        let m = Manifest {
+            config_hash: "00".into(),
+            description: serde_json::json!({"any": "thing"}),
+            circuit_params: HashingCircuitParams::default(),
+            break_points: vec![vec![1, 2]],
+            pk_sha256: "11".into(),
+        };
+        let good = serde_json::to_value(&m).unwrap();
+        assert!(serde_json::from_value::<Manifest>(good.clone()).is_ok());
+        let mut top = good.clone();
+        top["surprise"] = 1.into();
+        let mut nested = good;
+        nested["circuit_params"]["surprise"] = 1.into();
+        for bad in [top, nested] {
+            let e = serde_json::from_value::<Manifest>(bad).unwrap_err();
+            assert!(e.to_string().contains("unknown field"), "{e}");
+        }
+    }
 }

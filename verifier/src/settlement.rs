@@ -74,6 +74,7 @@ pub enum L1Error {
 
 /// One entry of the settlement contract's deposit queue, decoded from `DepositQueued`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueuedDeposit {
     /// Queue position, from 1.
     pub index: u64,
@@ -85,6 +86,7 @@ pub struct QueuedDeposit {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Header {
     collar_devnet_l1: u32,
     account_depth: u32,

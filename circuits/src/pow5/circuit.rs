@@ -214,6 +214,7 @@ impl Pow5Hasher {
 
 /// Shape of a [`HashingCircuit`]: halo2-base's parameters, the hashing and the chip's capacity.
 #[derive(Clone, Debug, Default, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HashingCircuitParams {
     /// halo2-base's circuit parameters (`k`, columns, lookup bits, instance columns).
     pub base: BaseCircuitParams,
