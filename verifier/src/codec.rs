@@ -5,7 +5,6 @@
 
 use collar_protocol::field::{fr_from_be_bytes, fr_to_be_bytes};
 use collar_protocol::Fr;
-use halo2_base::halo2_proofs::halo2curves::bn256::{G1Affine, G2Affine};
 use halo2_base::halo2_proofs::{SerdeCurveAffine, SerdeFormat};
 
 use crate::FormatError;
@@ -38,11 +37,8 @@ impl Writer {
     pub(crate) fn fr(&mut self, f: &Fr) {
         self.bytes(&fr_to_be_bytes(f));
     }
-    pub(crate) fn g1(&mut self, p: &G1Affine) {
-        p.write(&mut self.buf, SerdeFormat::RawBytes)
-            .expect("writing to a Vec cannot fail");
-    }
-    pub(crate) fn g2(&mut self, p: &G2Affine) {
+    /// A curve point in halo2's `RawBytes` encoding.
+    pub(crate) fn point<C: SerdeCurveAffine>(&mut self, p: &C) {
         p.write(&mut self.buf, SerdeFormat::RawBytes)
             .expect("writing to a Vec cannot fail");
     }
@@ -103,36 +99,18 @@ impl<'a> Reader<'a> {
         let b = self.array::<32>(what)?;
         fr_from_be_bytes(&b).ok_or(FormatError::InvalidField { what })
     }
-    /// A G1 point on the curve, in its one encoding (the bytes it writes back to).
-    pub(crate) fn g1(&mut self, what: &'static str) -> Result<G1Affine, FormatError> {
-        let start = self.rest;
-        let p = G1Affine::read(&mut self.rest, SerdeFormat::RawBytes)
-            .map_err(|e| point_error(e, what))?;
-        let mut w = Writer::default();
-        w.g1(&p);
-        self.canonical(start, &w.buf, what)?;
-        Ok(p)
-    }
-    /// A G2 point on the curve, in its one encoding (the bytes it writes back to).
-    pub(crate) fn g2(&mut self, what: &'static str) -> Result<G2Affine, FormatError> {
-        let start = self.rest;
-        let p = G2Affine::read(&mut self.rest, SerdeFormat::RawBytes)
-            .map_err(|e| point_error(e, what))?;
-        let mut w = Writer::default();
-        w.g2(&p);
-        self.canonical(start, &w.buf, what)?;
-        Ok(p)
-    }
-    /// The bytes read since `start` are `canonical`.
-    fn canonical(
-        &self,
-        start: &[u8],
-        canonical: &[u8],
+    /// A curve point in halo2's `RawBytes` encoding, on the curve and in its one encoding (the
+    /// bytes it writes back to).
+    pub(crate) fn point<C: SerdeCurveAffine>(
+        &mut self,
         what: &'static str,
-    ) -> Result<(), FormatError> {
-        let read = &start[..start.len() - self.rest.len()];
-        if read == canonical {
-            Ok(())
+    ) -> Result<C, FormatError> {
+        let start = self.rest;
+        let p = C::read(&mut self.rest, SerdeFormat::RawBytes).map_err(|e| point_error(e, what))?;
+        let mut w = Writer::default();
+        w.point(&p);
+        if start[..start.len() - self.rest.len()] == w.buf[..] {
+            Ok(p)
         } else {
             Err(FormatError::InvalidPoint { what })
         }
@@ -181,6 +159,7 @@ fn point_error(e: std::io::Error, what: &'static str) -> FormatError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use halo2_base::halo2_proofs::halo2curves::bn256::{G1Affine, G2Affine};
 
     /// `x + q` (q the base field modulus) in place of `x`, little-endian, if it fits.
     fn plus_modulus(x: &[u8]) -> Option<Vec<u8>> {
@@ -200,17 +179,23 @@ mod tests {
     #[test]
     fn points_are_read_in_their_one_encoding() {
         let mut w = Writer::default();
-        w.g1(&G1Affine::generator());
+        w.point(&G1Affine::generator());
         let good = w.buf.clone();
-        assert_eq!(Reader::new(&good).g1("g").unwrap(), G1Affine::generator());
+        assert_eq!(
+            Reader::new(&good).point::<G1Affine>("g").unwrap(),
+            G1Affine::generator()
+        );
         let mut bad = good.clone();
         bad[..32].copy_from_slice(&plus_modulus(&good[..32]).expect("1 + q fits"));
         assert_eq!(
-            Reader::new(&bad).g1("g"),
+            Reader::new(&bad).point::<G1Affine>("g"),
             Err(FormatError::InvalidPoint { what: "g" })
         );
         let mut w = Writer::default();
-        w.g2(&G2Affine::generator());
-        assert_eq!(Reader::new(&w.buf).g2("h").unwrap(), G2Affine::generator());
+        w.point(&G2Affine::generator());
+        assert_eq!(
+            Reader::new(&w.buf).point::<G2Affine>("h").unwrap(),
+            G2Affine::generator()
+        );
     }
 }

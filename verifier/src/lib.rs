@@ -376,10 +376,10 @@ fn verifier_params(vk: &VerifyingKeyFile) -> Result<ParamsKZG<Bn256>, VerifyErro
     // A one-point SRS (k = 0) decoded from its own parts, then resized to the key's `k`.
     let mut w = codec::Writer::default();
     w.u32(0);
-    w.g1(&g0);
-    w.g1(&g0);
-    w.g2(&g2);
-    w.g2(&s_g2);
+    w.point(&g0);
+    w.point(&g0);
+    w.point(&g2);
+    w.point(&s_g2);
     let base =
         ParamsKZG::<Bn256>::read_custom(&mut &w.buf[..], SerdeFormat::RawBytes).map_err(|e| {
             VerifyError::Malformed {

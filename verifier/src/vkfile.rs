@@ -114,9 +114,9 @@ impl VerifyingKeyFile {
         w.u8(srs.kind.code());
         w.bytes(&srs.digest);
         write_config(&mut w, &config)?;
-        w.g1(&g0);
-        w.g2(&g2);
-        w.g2(&s_g2);
+        w.point(&g0);
+        w.point(&g2);
+        w.point(&s_g2);
         let vk_bytes = vk.to_bytes(SerdeFormat::RawBytes);
         check_len("verifying key", vk_bytes.len(), MAX_VK_LEN)?;
         w.var(&vk_bytes);
@@ -167,9 +167,9 @@ impl VerifyingKeyFile {
         })?;
         let digest = r.array::<32>("srs digest")?;
         let config = read_config(&mut r)?;
-        let g0 = r.g1("g[0]")?;
-        let g2 = r.g2("g2")?;
-        let s_g2 = r.g2("s_g2")?;
+        let g0 = r.point("g[0]")?;
+        let g2 = r.point("g2")?;
+        let s_g2 = r.point("s_g2")?;
         let srs = SrsId { kind, digest };
         // The digest covers the kind and the points; a development SRS called a ceremony's is
         // refused whatever its digest says.
